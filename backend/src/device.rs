@@ -29,7 +29,7 @@ impl DeviceChoice {
     ///
     /// [`DeviceError::NoCuda`] when CUDA is requested and absent.
     pub fn resolve(self) -> Result<Device, DeviceError> {
-        let cuda = tch::Cuda::is_available();
+        let cuda = self != DeviceChoice::Cpu && cuda_available();
         let device = match (self, cuda) {
             (DeviceChoice::Cpu, _) | (DeviceChoice::Auto, false) => Device::Cpu,
             (DeviceChoice::Cuda | DeviceChoice::Auto, true) => Device::Cuda(0),
@@ -38,4 +38,18 @@ impl DeviceChoice {
         tracing::debug!("using {device:?} ({} CPU threads)", tch::get_num_threads());
         Ok(device)
     }
+}
+
+/// Whether libtorch sees a CUDA device. A linker that drops libraries no
+/// symbol refers to can leave `libtorch_cuda` unloaded, and then CUDA looks
+/// absent; loading it by name first makes its kernels register.
+fn cuda_available() -> bool {
+    if tch::Cuda::is_available() {
+        return true;
+    }
+    let name = c"libtorch_cuda.so";
+    // SAFETY: dlopen with a valid C string; the handle is deliberately kept
+    // open for the life of the process.
+    let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    !handle.is_null() && tch::Cuda::is_available()
 }

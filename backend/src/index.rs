@@ -88,12 +88,13 @@ pub enum IndexError {
 /// What [`IndexKind::Auto`] picks on the CPU.
 ///
 /// Measured with `examples/bench_index.rs` on a 2-core AMD EPYC, exact
-/// top-16 over 25,000 embeddings of dimension 256: the libtorch matrix
-/// product searched 8,000 queries in about 5 s where linfa-nn's linear
-/// scan took about 70 s, and answered a single query in about 4.5 ms
-/// against 7 ms. The scan computes each distance on its own with a
-/// sequential sum; the product goes through a vectorised, cache-blocked
-/// BLAS kernel and reads each gallery row once per batch.
+/// top-16 over 25,000 embeddings of dimension 256, two runs on a shared
+/// machine: the libtorch matrix product searched 8,000 queries in about
+/// 5 s where linfa-nn's linear scan took 70 to 100 s, and answered single
+/// queries in about 5 ms against 7 to 14 ms. The scan computes each
+/// distance on its own with a sequential sum; the product goes through a
+/// vectorised, cache-blocked BLAS kernel and reads each gallery row once
+/// per batch.
 pub const AUTO_ON_CPU: IndexKind = IndexKind::BruteForce;
 
 /// The linfa-nn algorithm behind [`IndexKind::Linfa`].
@@ -101,7 +102,7 @@ pub const AUTO_ON_CPU: IndexKind = IndexKind::BruteForce;
 /// All three of linfa-nn's algorithms are exact. At dimension 256 the
 /// trees prune almost nothing, so a query still visits nearly every point
 /// and pays for the tree walk on top: in `examples/bench_index.rs` the k-d
-/// tree and the ball tree were 2.5 and 3.5 times slower than the linear
+/// tree and the ball tree were two to four times slower than the linear
 /// scan. The scan also needs no building, so it is set up afresh over the
 /// current rows on each search, and adding or removing costs nothing more.
 const LINFA_ALGORITHM: CommonNearestNeighbour = CommonNearestNeighbour::LinearSearch;

@@ -27,6 +27,7 @@ pub mod progress;
 pub mod run_dir;
 pub mod sampler;
 pub mod schedule;
+pub mod server;
 pub mod synth;
 pub mod train;
 pub mod workflow;

@@ -15,7 +15,9 @@ use flukeid::data::{DataSet, Split};
 use flukeid::device::DeviceChoice;
 use flukeid::evaluate::DEFAULT_DCUT;
 use flukeid::lr_find::{find_lr, LrFindConfig};
-use flukeid::model::Backbone;
+use flukeid::model::{default_weights_path, Backbone};
+use flukeid::schedule::Schedule;
+use flukeid_shared::api::TrainEvent;
 use flukeid::progress;
 use flukeid::train::{TrainConfig, Trainer};
 use flukeid::workflow::{self, write_embeddings, RunModel};
@@ -46,6 +48,34 @@ enum Command {
     Validate(ValidateArgs),
     /// Write a Kaggle submission.csv for the test images.
     Submit(SubmitArgs),
+    /// Measure training speed: steps per second of one backbone, unfrozen.
+    BenchTrain(BenchTrainArgs),
+}
+
+#[derive(Args)]
+struct BenchTrainArgs {
+    /// Data set folder; a synthetic set is made in a temporary folder if absent.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Backbone::Resnext50)]
+    backbone: Backbone,
+    /// Timed steps, after the warm-up steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Triplets per batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Crop size, e.g. 576x192.
+    #[arg(long, value_parser = parse_size, default_value = "576x192")]
+    crop: (i64, i64),
+    /// Use fp32 on CUDA instead of fp16 autocast.
+    #[arg(long)]
+    no_mixed_precision: bool,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Args)]
@@ -115,29 +145,33 @@ struct LrFindArgs {
     flags: TrainFlags,
 }
 
+/// The run and data set that embed, validate and submit work on.
 #[derive(Args)]
-struct EmbedArgs {
+struct RunData {
     /// A training run folder.
     #[arg(long)]
     run: PathBuf,
     /// Data set folder in the Kaggle layout.
     #[arg(long)]
     data: PathBuf,
-    /// Folder for train_emb.csv and test_emb.csv.
-    #[arg(long)]
-    out: PathBuf,
+    /// Where to compute.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
 }
 
 #[derive(Args)]
+struct EmbedArgs {
+    #[command(flatten)]
+    input: RunData,
+    /// Folder for train_emb.csv and test_emb.csv.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct ValidateArgs {
-    /// A training run folder.
-    #[arg(long)]
-    run: PathBuf,
-    /// Data set folder the run was trained on.
-    #[arg(long)]
-    data: PathBuf,
+    #[command(flatten)]
+    input: RunData,
     /// new_whale distance; defaults to the run's calibrated value, else 3.75.
     #[arg(long)]
     dcut: Option<f32>,
@@ -147,26 +181,18 @@ struct ValidateArgs {
     /// Sweep range and count, e.g. 0.5:8:32.
     #[arg(long, default_value = "0.25:12:48", value_parser = parse_range)]
     sweep_range: (f32, f32, usize),
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
 }
 
 #[derive(Args)]
 struct SubmitArgs {
-    /// A training run folder.
-    #[arg(long)]
-    run: PathBuf,
-    /// Data set folder with test/.
-    #[arg(long)]
-    data: PathBuf,
+    #[command(flatten)]
+    input: RunData,
     /// new_whale distance; defaults to the run's calibrated value.
     #[arg(long)]
     dcut: Option<f32>,
     /// Output file.
     #[arg(long, default_value = "submission.csv")]
     out: PathBuf,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
 }
 
 #[derive(Args)]
@@ -229,6 +255,7 @@ fn main() -> Result<()> {
         Command::Embed(args) => embed(args),
         Command::Validate(args) => validate(args),
         Command::Submit(args) => submit(args),
+        Command::BenchTrain(args) => bench_train(args),
     }
 }
 
@@ -298,8 +325,7 @@ fn lr_find(args: LrFindArgs) -> Result<()> {
 }
 
 fn embed(args: EmbedArgs) -> Result<()> {
-    let model = RunModel::open(&args.run, args.device.resolve()?)?;
-    let data = DataSet::open(&args.data).context("opening the data set")?;
+    let (model, data) = args.input.open()?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut failures = Vec::new();
     for (split, name) in [(Split::Train, "train_emb"), (Split::Test, "test_emb")] {
@@ -315,15 +341,10 @@ fn embed(args: EmbedArgs) -> Result<()> {
 }
 
 fn validate(args: ValidateArgs) -> Result<()> {
-    let model = RunModel::open(&args.run, args.device.resolve()?)?;
-    let data = DataSet::open(&args.data).context("opening the data set")?;
+    let (model, data) = args.input.open()?;
     let sweep = args.sweep.then_some(args.sweep_range);
     let bar = progress::counter(0, "embedding");
-    let on_progress = &mut |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let table = workflow::validate(&model, &data, args.dcut, sweep, on_progress)?;
+    let table = workflow::validate(&model, &data, args.dcut, sweep, &mut follow(&bar))?;
     bar.finish_and_clear();
     println!("{:>8}  {:>7}  {:>16}", "dcut", "MAP@5", "new_whale first");
     for row in &table {
@@ -331,25 +352,115 @@ fn validate(args: ValidateArgs) -> Result<()> {
     }
     if args.sweep {
         let best = table.iter().fold(&table[0], |b, r| if r.map5 > b.map5 { r } else { b });
-        println!("best dcut {:.3} (MAP@5 {:.4}), stored in {}", best.dcut, best.map5, args.run.display());
+        let run = args.input.run.display();
+        println!("best dcut {:.3} (MAP@5 {:.4}), stored in {run}", best.dcut, best.map5);
     }
     Ok(())
 }
 
 fn submit(args: SubmitArgs) -> Result<()> {
-    let model = RunModel::open(&args.run, args.device.resolve()?)?;
-    let data = DataSet::open(&args.data).context("opening the data set")?;
+    let (model, data) = args.input.open()?;
     let dcut = args.dcut.or(model.calibrated_dcut()).unwrap_or(DEFAULT_DCUT);
     println!("dcut {dcut:.3}");
     let bar = progress::counter(0, "embedding");
-    let on_progress = &mut |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let n_rows = workflow::submit(&model, &data, dcut, &args.out, on_progress)?;
+    let n_rows = workflow::submit(&model, &data, dcut, &args.out, &mut follow(&bar))?;
     bar.finish_and_clear();
     println!("wrote {n_rows} predictions to {}", args.out.display());
     Ok(())
+}
+
+fn bench_train(args: BenchTrainArgs) -> Result<()> {
+    let device = args.device.resolve()?;
+    let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+    let data_dir = match &args.data {
+        Some(dir) => dir.clone(),
+        None => {
+            let out = scratch.path().join("data");
+            generate(&SynthConfig { out: out.clone(), n_individuals: 60, seed: 1 })?;
+            out
+        }
+    };
+    let data = DataSet::open(&data_dir).context("opening the data set")?;
+    let config = bench_config(&args);
+    let pretrained = config.pretrained;
+    let mut trainer = Trainer::start(config, &data, &scratch.path().join("run"), device)?;
+
+    let stop = AtomicBool::new(false);
+    let last = args.warmup + args.steps;
+    let mut step_secs = Vec::new();
+    trainer.run(
+        &mut |event| {
+            if let TrainEvent::Step(s) = event {
+                if s.global_step > args.warmup {
+                    step_secs.push(3.0 * args.batch_size as f64 / s.images_per_sec);
+                }
+                if s.global_step >= last {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        },
+        &stop,
+    )?;
+    print_bench(&args, device, pretrained, &mut step_secs, &trainer);
+    Ok(())
+}
+
+/// One unfrozen phase of one-epoch cycles, long enough for the steps.
+fn bench_config(args: &BenchTrainArgs) -> TrainConfig {
+    let mut config = TrainConfig::default();
+    config.model.backbone = args.backbone;
+    (config.model.crop_width, config.model.crop_height) = args.crop;
+    config.batch_size = args.batch_size;
+    config.pretrained = default_weights_path(args.backbone).exists();
+    config.mixed_precision = !args.no_mixed_precision;
+    let mut phase = Schedule::reference().phases[1].clone();
+    phase.n_cycles = 10_000;
+    config.schedule = Schedule { phases: vec![phase] };
+    config.min_images = 1;
+    config.validate = false;
+    config.checkpoint_every = 0;
+    config
+}
+
+fn print_bench(
+    args: &BenchTrainArgs,
+    device: tch::Device,
+    pretrained: bool,
+    step_secs: &mut [f64],
+    trainer: &Trainer,
+) {
+    step_secs.sort_by(f64::total_cmp);
+    let median = step_secs.get(step_secs.len() / 2).copied().unwrap_or(f64::NAN);
+    let n_images = 3 * args.batch_size;
+    let wait_share = trainer.loader_wait_secs / trainer.loop_secs.max(1e-9);
+    println!("| backbone | device | crop | batch (images) | step s (median) | images/s | loader wait |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {:?}{} | {device:?} | {}x{} | {n_images} | {median:.2} | {:.1} | {:.1}% |",
+        args.backbone,
+        if pretrained { "" } else { " (random init)" },
+        args.crop.0,
+        args.crop.1,
+        n_images as f64 / median,
+        100.0 * wait_share
+    );
+}
+
+/// A progress callback that moves `bar` to `(done, total)`.
+fn follow(bar: &indicatif::ProgressBar) -> impl FnMut(usize, usize) + '_ {
+    |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+}
+
+impl RunData {
+    fn open(&self) -> Result<(RunModel, DataSet)> {
+        let model = RunModel::open(&self.run, self.device.resolve()?)
+            .with_context(|| format!("opening the run {}", self.run.display()))?;
+        let data = DataSet::open(&self.data).context("opening the data set")?;
+        Ok((model, data))
+    }
 }
 
 /// A flag set on the first Ctrl-C, so training checkpoints and stops.

@@ -10,7 +10,7 @@
 //! same seed writes byte-identical files. This module only writes data sets;
 //! reading them is [`crate::data`]'s job.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::f32::consts::{PI, TAU};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -19,8 +19,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use image::codecs::jpeg::JpegEncoder;
-use image::{ImageError, RgbImage};
+use image::RgbImage;
+use jpeg_encoder::{ColorType, Encoder, EncodingError};
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -62,6 +62,16 @@ pub enum SynthError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot list folder {}", path.display())]
+    ListDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Left in place, the stray file would join the data set: `test/` is
+    /// read by listing the folder.
+    #[error("stray file {file} in {}: use an empty folder", path.display())]
+    StrayFile { path: PathBuf, file: String },
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
@@ -72,7 +82,7 @@ pub enum SynthError {
     Encode {
         path: PathBuf,
         #[source]
-        source: ImageError,
+        source: EncodingError,
     },
     #[error("{n_failed} of {n_images} images could not be written")]
     Images {
@@ -124,13 +134,8 @@ pub fn generate(config: &SynthConfig) -> Result<SynthReport, SynthError> {
     }
     let started = Instant::now();
     let plan = plan_labels(config.n_individuals, config.seed);
-    let train_dir = split_dir(&config.out, Split::Train);
-    for dir in [
-        &config.out,
-        &train_dir,
-        &split_dir(&config.out, Split::Test),
-    ] {
-        create_dir(dir)?;
+    for split in [Split::Train, Split::Test] {
+        prepare_dir(&split_dir(&config.out, split), &plan)?;
     }
 
     let marks = draw_all_marks(plan.n_whales, config.seed);
@@ -249,8 +254,8 @@ fn plan_named(class_sizes: &[usize], names: &mut Names, rng: &mut ChaCha8Rng) ->
     let mut images = Vec::new();
     for (whale_idx, &n_train) in class_sizes.iter().enumerate() {
         let label = names.whale_id(rng);
-        let train = iter::repeat(Split::Train).take(n_train);
-        let test = iter::repeat(Split::Test).take(n_held_back(n_train));
+        let train = iter::repeat_n(Split::Train, n_train);
+        let test = iter::repeat_n(Split::Test, n_held_back(n_train));
         for split in train.chain(test) {
             let image = names.image(rng);
             images.push(PlannedImage {
@@ -270,10 +275,8 @@ fn plan_one_offs(n_named_train: usize, n_held_back: usize) -> Vec<Split> {
     let ratio = NEW_WHALE_SHARE / (1.0 - NEW_WHALE_SHARE);
     let n_new_whale = (n_named_train as f64 * ratio).round() as usize;
     let n_unseen = ((n_held_back as f64 * UNSEEN_PER_HELD_BACK).round() as usize).max(1);
-    let train = iter::repeat(Split::Train).take(n_new_whale);
-    train
-        .chain(iter::repeat(Split::Test).take(n_unseen))
-        .collect()
+    let train = iter::repeat_n(Split::Train, n_new_whale);
+    train.chain(iter::repeat_n(Split::Test, n_unseen)).collect()
 }
 
 /// Draws unique image names and individual ids.
@@ -323,11 +326,36 @@ fn split_dir(out: &Path, split: Split) -> PathBuf {
     out.join(split.folder())
 }
 
-fn create_dir(path: &Path) -> Result<(), SynthError> {
+/// Creates a split's folder, refusing one that holds files the plan does
+/// not write; an earlier run with the same seed and size is fine.
+fn prepare_dir(path: &Path, plan: &LabelPlan) -> Result<(), SynthError> {
     fs::create_dir_all(path).map_err(|source| SynthError::CreateDir {
         path: path.to_owned(),
         source,
-    })
+    })?;
+    let list_error = |source| SynthError::ListDir {
+        path: path.to_owned(),
+        source,
+    };
+    let planned: HashSet<&str> = plan
+        .images
+        .iter()
+        .map(|image| image.image.as_str())
+        .collect();
+    for entry in fs::read_dir(path).map_err(list_error)? {
+        let file = entry
+            .map_err(list_error)?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if !planned.contains(file.as_str()) {
+            return Err(SynthError::StrayFile {
+                path: path.to_owned(),
+                file,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn draw_all_marks(n_whales: usize, seed: u64) -> Vec<Marks> {
@@ -391,8 +419,10 @@ fn write_jpeg(path: &Path, pixels: &RgbImage, quality: u8) -> Result<(), SynthEr
         source,
     };
     let mut writer = BufWriter::new(File::create(path).map_err(write_error)?);
-    JpegEncoder::new_with_quality(&mut writer, quality)
-        .encode_image(pixels)
+    // Photos are at most 1050 pixels on a side, well inside JPEG's u16.
+    let (width, height) = (pixels.width() as u16, pixels.height() as u16);
+    Encoder::new(&mut writer, quality)
+        .encode(pixels.as_raw(), width, height, ColorType::Rgb)
         .map_err(|source| SynthError::Encode {
             path: path.to_owned(),
             source,
@@ -448,7 +478,7 @@ fn submission_csv(plan: &LabelPlan) -> String {
 }
 
 fn largest_individuals(plan: &LabelPlan, n: usize) -> Vec<String> {
-    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    let mut counts = BTreeMap::<&str, usize>::new();
     for image in plan
         .in_split(Split::Train)
         .filter(|image| image.label != NEW_WHALE)
@@ -496,8 +526,8 @@ struct FlukeBox {
 
 type Rgb = [f32; 3];
 
-/// Samples of a profile over `u` in `[-1, 1]`; fine enough that one sample
-/// is under a pixel for the largest flukes.
+/// Samples of a profile over `u` in `[-1, 1]`: about one per pixel for the
+/// largest flukes, 500 pixels from centre to tip.
 const PROFILE_LEN: usize = 1025;
 
 const TEX_U: usize = 320;
@@ -1457,7 +1487,8 @@ fn paint_mist(canvas: &mut Canvas, pose: &Pose, base: [f32; 2], rng: &mut ChaCha
 
 fn paint_cloud(canvas: &mut Canvas, centre: [f32; 2], sigma: f32, peak: f32, noise: &ValueNoise) {
     // At 3.5 sigma the cloud is under 1% of its peak, so its edge is
-    // invisible.
+    // invisible. The Gaussian is separable, which keeps exp out of the
+    // inner loop.
     let reach = 3.5 * sigma;
     let region = [
         centre[0] - reach,
@@ -1466,15 +1497,15 @@ fn paint_cloud(canvas: &mut Canvas, centre: [f32; 2], sigma: f32, peak: f32, noi
         centre[1] + reach,
     ];
     let [x0, y0, x1, y1] = canvas.clip(region);
-    let inv = 1.0 / (2.0 * sigma * sigma);
+    let gauss_1d = |offset: f32| (-offset * offset / (2.0 * sigma * sigma)).exp();
+    let across: Vec<f32> = (x0..x1).map(|x| gauss_1d(x as f32 - centre[0])).collect();
     for y in y0..y1 {
         let dy = y as f32 - centre[1];
-        let puffs = noise.fractal_row(dy / (0.5 * sigma));
-        for x in x0..x1 {
-            let dx = x as f32 - centre[0];
-            let puff = 0.6 + 0.6 * puffs.at(dx / (0.5 * sigma));
-            let alpha = peak * (-(dx * dx + dy * dy) * inv).exp() * puff;
-            canvas.blend(x, y, MIST, alpha.min(1.0));
+        let row_peak = peak * gauss_1d(dy);
+        let puffs = noise.row(dy / (0.4 * sigma));
+        for (x, gauss_x) in (x0..x1).zip(&across) {
+            let puff = 0.5 + puffs.at((x as f32 - centre[0]) / (0.4 * sigma));
+            canvas.blend(x, y, MIST, (row_peak * gauss_x * puff).min(1.0));
         }
     }
 }
@@ -1500,7 +1531,7 @@ impl Light {
     /// Turns the canvas into 8-bit pixels.
     fn develop(&self, canvas: &Canvas, rng: &mut ChaCha8Rng) -> RgbImage {
         let curve = ToneCurve::new(self.gamma);
-        let grain_key: u64 = rng.gen();
+        let mut grain_stream = GrainStream::new(rng);
         let fade_x = vignette_falloff(canvas.width, 0.5 * self.vignette);
         let fade_y = vignette_falloff(canvas.height, 0.5 * self.vignette);
         // The exposure below, expanded: value * slope + intercept.
@@ -1515,7 +1546,7 @@ impl Light {
         for (y, (row, out)) in rows.enumerate() {
             for (x, (rgb, bytes)) in row.iter().zip(out.chunks_exact_mut(3)).enumerate() {
                 let fade = 1.0 - fade_x[x] - fade_y[y];
-                let grain = self.grain * unit_noise(grain_key, y * canvas.width + x);
+                let grain = self.grain * grain_stream.next();
                 for channel in 0..3 {
                     let exposed = rgb[channel] * slope[channel] + intercept;
                     bytes[channel] = curve.apply(exposed * fade + grain);
@@ -1537,22 +1568,23 @@ fn vignette_falloff(len: usize, strength: f32) -> Vec<f32> {
 }
 
 /// Gamma applied through a table, to keep `powf` out of the pixel loop.
-struct ToneCurve(Vec<u8>);
+struct ToneCurve([u8; ToneCurve::LEVELS]);
 
 impl ToneCurve {
     const LEVELS: usize = 1024;
+    const TOP: i32 = Self::LEVELS as i32 - 1;
 
     fn new(gamma: f32) -> ToneCurve {
-        let top = (Self::LEVELS - 1) as f32;
-        ToneCurve(
-            (0..Self::LEVELS)
-                .map(|level| ((level as f32 / top).powf(gamma) * 255.0).round() as u8)
-                .collect(),
-        )
+        let mut curve = [0; Self::LEVELS];
+        for (level, byte) in curve.iter_mut().enumerate() {
+            *byte = ((level as f32 / Self::TOP as f32).powf(gamma) * 255.0).round() as u8;
+        }
+        ToneCurve(curve)
     }
 
     fn apply(&self, value: f32) -> u8 {
-        self.0[(value.clamp(0.0, 1.0) * (Self::LEVELS - 1) as f32) as usize]
+        let level = (value * Self::TOP as f32) as i32;
+        self.0[level.clamp(0, Self::TOP) as usize]
     }
 }
 
@@ -1635,7 +1667,9 @@ impl ValueNoise {
         let yi = floor(y);
         let lattice_row = |dy: i64| {
             let start = ((yi + dy) & Self::MASK) as usize * Self::SIZE;
-            &self.0[start..start + Self::SIZE]
+            self.0[start..start + Self::SIZE]
+                .try_into()
+                .expect("lattice rows hold SIZE values")
         };
         NoiseRow {
             above: lattice_row(0),
@@ -1651,19 +1685,22 @@ impl ValueNoise {
 }
 
 struct NoiseRow<'a> {
-    above: &'a [f32],
-    below: &'a [f32],
+    above: &'a [f32; ValueNoise::SIZE],
+    below: &'a [f32; ValueNoise::SIZE],
     fy: f32,
 }
 
 impl NoiseRow<'_> {
+    /// Valid for `|x|` up to about eight million cells.
     fn at(&self, x: f32) -> f32 {
-        let xi = floor(x);
-        let fx = fade(x - xi as f32);
-        let (i0, i1) = (
-            (xi & ValueNoise::MASK) as usize,
-            ((xi + 1) & ValueNoise::MASK) as usize,
-        );
+        // Fixed point with 8 fractional bits: one conversion, a shift that
+        // floors negative values too, and steps of 1/256 of a cell, finer
+        // than any pixel sees.
+        let fixed = (x * 256.0) as i32;
+        let xi = fixed >> 8;
+        let fx = fade((fixed & 255) as f32 * (1.0 / 256.0));
+        let mask = ValueNoise::SIZE as i32 - 1;
+        let (i0, i1) = ((xi & mask) as usize, ((xi + 1) & mask) as usize);
         let above = lerp(self.above[i0], self.above[i1], fx);
         lerp(above, lerp(self.below[i0], self.below[i1], fx), self.fy)
     }
@@ -1719,14 +1756,26 @@ fn gauss(rng: &mut ChaCha8Rng) -> f32 {
     radius * (TAU * rng.gen::<f32>()).cos()
 }
 
-/// Noise in `[-1, 1)` that depends only on its inputs, for per-pixel grain
-/// without a random draw per pixel.
-fn unit_noise(key: u64, idx: usize) -> f32 {
-    let mut z = key.wrapping_add((idx as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+/// A xorshift stream for sensor grain: far cheaper per pixel than the
+/// ChaCha generator, and deterministic because each image draws it in pixel
+/// order.
+struct GrainStream(u32);
+
+impl GrainStream {
+    fn new(rng: &mut ChaCha8Rng) -> GrainStream {
+        // Xorshift must never hold zero.
+        GrainStream(rng.gen::<u32>() | 1)
+    }
+
+    /// The next value in `[-1, 1)`.
+    fn next(&mut self) -> f32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        (x >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+    }
 }
 
 #[cfg(test)]
@@ -1948,7 +1997,8 @@ mod tests {
 
     /// The box lies inside the image and covers a plausible share of it.
     fn check_box(path: &Path, row: &[String]) {
-        let (width, height) = image::image_dimensions(path).unwrap();
+        let decoded = image::open(path).unwrap();
+        let (width, height) = (decoded.width(), decoded.height());
         assert!(
             (700..=1050).contains(&width),
             "{}: width {width}",
@@ -1995,6 +2045,22 @@ mod tests {
     }
 
     #[test]
+    fn stray_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("test")).unwrap();
+        fs::write(dir.path().join("test/old.jpg"), "old").unwrap();
+        let config = SynthConfig {
+            out: dir.path().to_owned(),
+            n_individuals: 1,
+            seed: 0,
+        };
+        match generate(&config) {
+            Err(SynthError::StrayFile { file, .. }) => assert_eq!(file, "old.jpg"),
+            other => panic!("expected a stray file error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn zero_individuals_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let config = SynthConfig {
@@ -2016,7 +2082,9 @@ mod tests {
             seed: 0,
         };
         match generate(&config) {
-            Err(SynthError::CreateDir { path, .. }) => assert_eq!(path, blocker.join("out")),
+            Err(SynthError::CreateDir { path, .. }) => {
+                assert_eq!(path, blocker.join("out").join("train"))
+            }
             other => panic!("expected a folder error, got {other:?}"),
         }
     }

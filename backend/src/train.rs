@@ -73,6 +73,8 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Batches the loader keeps ready.
     pub prefetch: usize,
+    /// Validate at the end of each epoch (benchmarks turn it off).
+    pub validate: bool,
 }
 
 /// Where a run stands; saved as `state.json` after each checkpoint.
@@ -133,6 +135,9 @@ pub struct Trainer {
     cache: Arc<CropCache>,
     /// Images that could not be decoded or cropped, with the reason.
     pub skipped: Vec<(String, String)>,
+    /// Seconds the training loop spent waiting for the loader, and in all.
+    pub loader_wait_secs: f64,
+    pub loop_secs: f64,
 }
 
 impl Default for TrainConfig {
@@ -157,6 +162,7 @@ impl Default for TrainConfig {
             dcut: DEFAULT_DCUT,
             eval_batch_size: 48,
             prefetch: 4,
+            validate: true,
         }
     }
 }
@@ -328,7 +334,21 @@ impl Trainer {
             finished: false,
         };
         let (sampler, cache) = (Arc::new(sampler), Arc::new(cache));
-        Ok(Self { config, run, device, vs, net, adam, state, split, sampler, cache, skipped })
+        Ok(Self {
+            config,
+            run,
+            device,
+            vs,
+            net,
+            adam,
+            state,
+            split,
+            sampler,
+            cache,
+            skipped,
+            loader_wait_secs: 0.0,
+            loop_secs: 0.0,
+        })
     }
 
     fn load_pretrained(&mut self) -> Result<(), TrainError> {
@@ -374,7 +394,11 @@ impl Trainer {
         );
 
         let mut sums = (0.0, 0.0, 0usize);
-        for batch in loader {
+        let mut loader = loader;
+        loop {
+            let waited = Instant::now();
+            let Some(batch) = loader.next() else { break };
+            self.loader_wait_secs += waited.elapsed().as_secs_f64();
             if self.state.step_in_epoch >= self.state.steps_per_epoch {
                 break;
             }
@@ -392,6 +416,7 @@ impl Trainer {
             self.state.step_in_epoch += 1;
             self.state.global_step += 1;
             emit(&self.run, TrainEvent::Step(stats));
+            self.loop_secs += waited.elapsed().as_secs_f64();
 
             if stop.load(Ordering::Relaxed) {
                 return Ok(Outcome::Stopped);
@@ -487,7 +512,8 @@ impl Trainer {
     /// Validation loss and accuracy on triplets of the validation split,
     /// and MAP@5 of validation images against the training gallery.
     fn validate(&self, epoch: usize, train_loss: f64, train_accuracy: f64, started: Instant) -> EpochStats {
-        let (val_loss, val_accuracy) = self.validation_triplets().unzip();
+        let enabled = self.config.validate;
+        let (val_loss, val_accuracy) = enabled.then(|| self.validation_triplets()).flatten().unzip();
         EpochStats {
             epoch,
             n_epochs: self.config.schedule.n_epochs(),
@@ -495,7 +521,7 @@ impl Trainer {
             train_accuracy,
             val_loss,
             val_accuracy,
-            val_map5: self.validation_map5(),
+            val_map5: enabled.then(|| self.validation_map5()).flatten(),
             secs: started.elapsed().as_secs_f64(),
         }
     }
