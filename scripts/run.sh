@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing, makes the synthetic demo data set if there is
-# no data, and runs flukeid's main job on it. Set FLUKEID_DATA to use a
-# Kaggle-layout data set of your own.
+# no data, and starts the flukeid server on 127.0.0.1:8080, printing the
+# address and the admin token. Set FLUKEID_DATA to serve a Kaggle-layout
+# data set of your own, FLUKEID_ADDR to listen elsewhere.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/setup.sh"
@@ -12,5 +13,9 @@ data="${FLUKEID_DATA:-$FLUKEID_CACHE/demo-data}"
 if [ ! -f "$data/train.csv" ]; then
     "$flukeid" synth --out "$data" --individuals 40 --seed 1
 fi
-out="${FLUKEID_OUT:-$FLUKEID_CACHE/demo-out}"
-"$flukeid" crop --data "$data" --out "$out/crops" --augment 2
+
+static_args=()
+if [ -f "$here/../static/index.html" ]; then
+    static_args=(--static-dir "$here/../static")
+fi
+exec "$flukeid" serve --data "$data" --addr "${FLUKEID_ADDR:-127.0.0.1:8080}" "${static_args[@]}"

@@ -33,7 +33,12 @@ use tracing::info;
 #[command(about = "Time identification requests against a loopback server")]
 struct Args {
     /// Backbones to time, in order.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backbone::EfficientnetLite0, Backbone::Resnext50])]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = [Backbone::EfficientnetLite0, Backbone::Resnext50]
+    )]
     backbones: Vec<Backbone>,
     /// Crop width in pixels.
     #[arg(long, default_value_t = 576)]
@@ -90,15 +95,25 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bench_backbone(args: &Args, backbone: Backbone, device: Device) -> anyhow::Result<Vec<Row>> {
+async fn bench_backbone(
+    args: &Args,
+    backbone: Backbone,
+    device: Device,
+) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
-    let synth = SynthConfig { out: dir.path().to_path_buf(), n_individuals: args.n_individuals, seed: 11 };
+    let synth = SynthConfig {
+        out: dir.path().to_path_buf(),
+        n_individuals: args.n_individuals,
+        seed: 11,
+    };
     generate(&synth)?;
     write_run(dir.path(), backbone, args, device)?;
     let photo = first_test_photo(dir.path())?;
 
     let (base, handle) = start_server(dir.path(), device).await?;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(1800)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1800))
+        .build()?;
     serve_run(&client, &base, &handle).await?;
     info!(?backbone, "serving; warming up");
     for _ in 0..3 {
@@ -108,16 +123,33 @@ async fn bench_backbone(args: &Args, backbone: Backbone, device: Device) -> anyh
     let sequential = timed(&client, &base, &photo, 1, args.n_sequential).await?;
     let concurrent = timed(&client, &base, &photo, args.n_clients, args.rounds).await?;
     handle.finish().await;
-    Ok(vec![row(backbone, 1, sequential), row(backbone, args.n_clients, concurrent)])
+    Ok(vec![
+        row(backbone, 1, sequential),
+        row(backbone, args.n_clients, concurrent),
+    ])
 }
 
 /// A run folder with a model at the requested crop size, from ImageNet
 /// weights when they exist, found by the server at start-up.
-fn write_run(data_dir: &Path, backbone: Backbone, args: &Args, device: Device) -> anyhow::Result<()> {
+fn write_run(
+    data_dir: &Path,
+    backbone: Backbone,
+    args: &Args,
+    device: Device,
+) -> anyhow::Result<()> {
     let run_dir = data_dir.join("runs").join("run-0001");
     std::fs::create_dir_all(&run_dir)?;
-    let model = ModelConfig { backbone, crop_width: args.crop_width, crop_height: args.crop_height, ..ModelConfig::default() };
-    let config = TrainConfig { model: model.clone(), pretrained: false, ..TrainConfig::default() };
+    let model = ModelConfig {
+        backbone,
+        crop_width: args.crop_width,
+        crop_height: args.crop_height,
+        ..ModelConfig::default()
+    };
+    let config = TrainConfig {
+        model: model.clone(),
+        pretrained: false,
+        ..TrainConfig::default()
+    };
     let mut vs = VarStore::new(device);
     let _net = EmbeddingNet::new(&vs.root(), &model);
     let weights = default_weights_path(backbone);
@@ -131,35 +163,65 @@ fn write_run(data_dir: &Path, backbone: Backbone, args: &Args, device: Device) -
 
 fn first_test_photo(data_dir: &Path) -> anyhow::Result<Photo> {
     let boxes = std::fs::read_to_string(data_dir.join("bounding_boxes.csv"))?;
-    let mut tests: Vec<_> = std::fs::read_dir(data_dir.join("test"))?.filter_map(Result::ok).collect();
+    let mut tests: Vec<_> = std::fs::read_dir(data_dir.join("test"))?
+        .filter_map(Result::ok)
+        .collect();
     tests.sort_by_key(|entry| entry.file_name());
     let entry = tests.first().context("the synthetic set has test photos")?;
     let name = entry.file_name().to_string_lossy().into_owned();
-    let line = boxes.lines().find(|l| l.starts_with(&format!("{name},"))).context("the photo has a box")?;
+    let line = boxes
+        .lines()
+        .find(|l| l.starts_with(&format!("{name},")))
+        .context("the photo has a box")?;
     let v: Vec<&str> = line.split(',').collect();
-    let bbox = format!(r#"{{"x0":{},"y0":{},"x1":{},"y1":{}}}"#, v[1], v[2], v[3], v[4]);
-    Ok(Photo { bytes: std::fs::read(entry.path())?, bbox })
+    let bbox = format!(
+        r#"{{"x0":{},"y0":{},"x1":{},"y1":{}}}"#,
+        v[1], v[2], v[3], v[4]
+    );
+    Ok(Photo {
+        bytes: std::fs::read(entry.path())?,
+        bbox,
+    })
 }
 
 async fn start_server(data_dir: &Path, device: Device) -> anyhow::Result<(String, AppHandle)> {
-    let config = ServerConfig { device, addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..ServerConfig::new(data_dir) };
+    let config = ServerConfig {
+        device,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..ServerConfig::new(data_dir)
+    };
     let (app, handle) = build_app(config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let stop = handle.clone();
     tokio::spawn(async move {
         let shutdown = async move { stop.shutdown_requested().await };
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
     });
     Ok((base, handle))
 }
 
 async fn serve_run(client: &reqwest::Client, base: &str, handle: &AppHandle) -> anyhow::Result<()> {
     let url = format!("{base}/api/admin/runs/run-0001/serve");
-    let response = client.post(url).bearer_auth(handle.admin_token()).send().await?;
-    ensure!(response.status().is_success(), "serve: {}", response.text().await?);
+    let response = client
+        .post(url)
+        .bearer_auth(handle.admin_token())
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "serve: {}",
+        response.text().await?
+    );
     loop {
-        let status: StatusResponse = client.get(format!("{base}/api/status")).send().await?.json().await?;
+        let status: StatusResponse = client
+            .get(format!("{base}/api/status"))
+            .send()
+            .await?
+            .json()
+            .await?;
         match status.model {
             ModelStatus::Ready { .. } => return Ok(()),
             ModelStatus::Failed { message, .. } => bail!("loading failed: {message}"),
@@ -196,10 +258,21 @@ async fn timed(
 
 async fn identify(client: &reqwest::Client, base: &str, photo: &Photo) -> anyhow::Result<()> {
     let form = Form::new()
-        .part("photo", Part::bytes(photo.bytes.clone()).file_name("photo.jpg"))
+        .part(
+            "photo",
+            Part::bytes(photo.bytes.clone()).file_name("photo.jpg"),
+        )
         .text("box", photo.bbox.clone());
-    let response = client.post(format!("{base}/api/identify")).multipart(form).send().await?;
-    ensure!(response.status().is_success(), "identify: {}", response.text().await?);
+    let response = client
+        .post(format!("{base}/api/identify"))
+        .multipart(form)
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "identify: {}",
+        response.text().await?
+    );
     Ok(())
 }
 

@@ -125,7 +125,9 @@ mod tests {
         assert!((good.map5 - 1.0).abs() < 1e-12);
         assert!((good.new_whale_first - 0.5).abs() < 1e-12);
 
-        let (table, best) = sweep(&neighbours, &gallery_labels, &truths, &[0.5, 2.0, 100.0]);
+        // 100 and 50 never put new_whale before B's neighbours (all within
+        // 10); 2 does.
+        let (table, best) = sweep(&neighbours, &gallery_labels, &truths, &[100.0, 2.0, 50.0]);
         assert_eq!(table.len(), 3);
         assert_eq!(best, 1);
     }

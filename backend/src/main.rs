@@ -17,6 +17,7 @@ use flukeid::evaluate::DEFAULT_DCUT;
 use flukeid::lr_find::{find_lr, LrFindConfig};
 use flukeid::model::{default_weights_path, Backbone};
 use flukeid::schedule::Schedule;
+use flukeid::server::{self, ServerConfig};
 use flukeid_shared::api::TrainEvent;
 use flukeid::progress;
 use flukeid::train::{TrainConfig, Trainer};
@@ -50,6 +51,27 @@ enum Command {
     Submit(SubmitArgs),
     /// Measure training speed: steps per second of one backbone, unfrozen.
     BenchTrain(BenchTrainArgs),
+    /// Serve the web app and its API.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Data set folder in the Kaggle layout; also holds the catalogue,
+    /// uploads and runs.
+    #[arg(long)]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Admin bearer token; otherwise the saved one or a new one.
+    #[arg(long, env = "FLUKEID_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// The built front end to serve at /.
+    #[arg(long)]
+    static_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Args)]
@@ -256,6 +278,7 @@ fn main() -> Result<()> {
         Command::Validate(args) => validate(args),
         Command::Submit(args) => submit(args),
         Command::BenchTrain(args) => bench_train(args),
+        Command::Serve(args) => serve(args),
     }
 }
 
@@ -444,6 +467,20 @@ fn print_bench(
         n_images as f64 / median,
         100.0 * wait_share
     );
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = ServerConfig::new(&args.data);
+    config.addr = args.addr;
+    config.admin_token = args.admin_token;
+    config.static_dir = args.static_dir;
+    config.device = args.device.resolve()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(server::serve(config, |addr, token| {
+        println!("flukeid is serving on http://{addr}");
+        println!("admin token: {token}");
+    }))?;
+    Ok(())
 }
 
 /// A progress callback that moves `bar` to `(done, total)`.

@@ -13,13 +13,15 @@ use flukeid::model::{default_weights_path, Backbone};
 use flukeid::server::{build_app, AppHandle, ServerConfig};
 use flukeid::synth::{generate, SynthConfig};
 use flukeid_shared::api::{
-    CandidateMatch, ConfirmResponse, IdentifyResponse, IndividualDetail, JobStarted, MapResponse, ModelStatus,
-    RunState, RunSummary, StatusResponse, TrainEvent, TrainHistory, ValidateResponse,
+    CandidateMatch, ConfirmResponse, IdentifyResponse, IndividualDetail, JobStarted, LrFindStatus,
+    MapResponse, ModelStatus, RunState, RunSummary, StatusResponse, TrainEvent, TrainHistory,
+    ValidateResponse,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Named individuals in the synthetic set.
@@ -66,10 +68,22 @@ impl TestServer {
         let stop = handle.clone();
         tokio::spawn(async move {
             let shutdown = async move { stop.shutdown_requested().await };
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .unwrap();
         });
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
-        Self { base: format!("http://{addr}"), addr, handle, client, data_dir: data_dir.to_path_buf() }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .unwrap();
+        Self {
+            base: format!("http://{addr}"),
+            addr,
+            handle,
+            client,
+            data_dir: data_dir.to_path_buf(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -81,12 +95,27 @@ impl TestServer {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
-        let response = self.client.get(self.url(path)).bearer_auth(self.token()).send().await.unwrap();
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .unwrap();
         json_body(response, StatusCode::OK).await
     }
 
-    async fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: serde_json::Value, want: StatusCode) -> T {
-        let request = self.client.post(self.url(path)).bearer_auth(self.token()).json(&body);
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        want: StatusCode,
+    ) -> T {
+        let request = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(self.token())
+            .json(&body);
         json_body(request.send().await.unwrap(), want).await
     }
 
@@ -95,15 +124,27 @@ impl TestServer {
     }
 
     /// Identifies a photo of the data set, with its box when it has one.
-    async fn identify(&self, split: &str, image: &str, bbox: Option<[f64; 4]>, batch: &str) -> IdentifyResponse {
+    async fn identify(
+        &self,
+        split: &str,
+        image: &str,
+        bbox: Option<[f64; 4]>,
+        batch: &str,
+    ) -> IdentifyResponse {
         let bytes = std::fs::read(self.data_dir.join(split).join(image)).unwrap();
         let mut form = Form::new()
             .part("photo", Part::bytes(bytes).file_name(image.to_string()))
             .text("batch", batch.to_string());
-        if let Some([x0, y0, x1, y1]) = bbox {
-            form = form.text("box", json!({"x0": x0, "y0": y0, "x1": x1, "y1": y1}).to_string());
+        if let Some(bbox) = bbox {
+            form = form.text("box", box_json(bbox));
         }
-        let response = self.client.post(self.url("/api/identify")).multipart(form).send().await.unwrap();
+        let response = self
+            .client
+            .post(self.url("/api/identify"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
         json_body(response, StatusCode::OK).await
     }
 
@@ -112,7 +153,14 @@ impl TestServer {
     }
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(response: reqwest::Response, want: StatusCode) -> T {
+fn box_json([x0, y0, x1, y1]: [f64; 4]) -> String {
+    json!({"x0": x0, "y0": y0, "x1": x1, "y1": y1}).to_string()
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    want: StatusCode,
+) -> T {
     let status = response.status();
     let text = response.text().await.unwrap();
     assert_eq!(status, want, "{text}");
@@ -121,24 +169,52 @@ async fn json_body<T: serde::de::DeserializeOwned>(response: reqwest::Response, 
 
 fn read_csv(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap();
-    text.lines().skip(1).map(|line| line.split(',').map(str::to_string).collect()).collect()
+    text.lines()
+        .skip(1)
+        .map(|line| line.split(',').map(str::to_string).collect())
+        .collect()
 }
 
 /// Writes the synthetic set and takes the largest individual out of
 /// `train.csv`, so that the gallery has never seen it.
 fn prepare_data(dir: &Path) -> DataSetup {
-    generate(&SynthConfig { out: dir.to_path_buf(), n_individuals: N_INDIVIDUALS, seed: 7 }).unwrap();
+    generate(&SynthConfig {
+        out: dir.to_path_buf(),
+        n_individuals: N_INDIVIDUALS,
+        seed: 7,
+    })
+    .unwrap();
     let train = read_csv(&dir.join("train.csv"));
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for row in train.iter().filter(|row| row[1] != "new_whale") {
         *counts.entry(&row[1]).or_default() += 1;
     }
-    let newcomer = counts.iter().max_by_key(|(id, n)| (**n, *id)).map(|(id, _)| id.to_string()).unwrap();
-    let newcomer_photos = train.iter().filter(|r| r[1] == newcomer).map(|r| r[0].clone()).collect();
-    let kept: Vec<String> = train.iter().filter(|r| r[1] != newcomer).map(|r| r.join(",")).collect();
-    std::fs::write(dir.join("train.csv"), format!("Image,Id\n{}\n", kept.join("\n"))).unwrap();
+    let newcomer = counts
+        .iter()
+        .max_by_key(|(id, n)| (**n, *id))
+        .map(|(id, _)| id.to_string())
+        .unwrap();
+    let newcomer_photos = train
+        .iter()
+        .filter(|r| r[1] == newcomer)
+        .map(|r| r[0].clone())
+        .collect();
+    let kept: Vec<String> = train
+        .iter()
+        .filter(|r| r[1] != newcomer)
+        .map(|r| r.join(","))
+        .collect();
+    std::fs::write(
+        dir.join("train.csv"),
+        format!("Image,Id\n{}\n", kept.join("\n")),
+    )
+    .unwrap();
 
-    let in_gallery: HashSet<&str> = counts.keys().copied().filter(|id| *id != newcomer).collect();
+    let in_gallery: HashSet<&str> = counts
+        .keys()
+        .copied()
+        .filter(|id| *id != newcomer)
+        .collect();
     let known_tests = read_csv(&dir.join("test_truth.csv"))
         .into_iter()
         .filter(|row| in_gallery.contains(row[1].as_str()))
@@ -146,9 +222,19 @@ fn prepare_data(dir: &Path) -> DataSetup {
         .collect();
     let boxes = read_csv(&dir.join("bounding_boxes.csv"))
         .into_iter()
-        .map(|r| (r[0].clone(), [1, 2, 3, 4].map(|i| r[i].parse::<f64>().unwrap())))
+        .map(|r| {
+            (
+                r[0].clone(),
+                [1, 2, 3, 4].map(|i| r[i].parse::<f64>().unwrap()),
+            )
+        })
         .collect();
-    DataSetup { known_tests, newcomer_photos, boxes, n_gallery_individuals: in_gallery.len() }
+    DataSetup {
+        known_tests,
+        newcomer_photos,
+        boxes,
+        n_gallery_individuals: in_gallery.len(),
+    }
 }
 
 /// Resident memory of this process (the server runs inside it), in MB.
@@ -186,7 +272,8 @@ where
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_text(socket: &mut Socket) -> String {
     loop {
@@ -207,7 +294,10 @@ async fn next_text(socket: &mut Socket) -> String {
 async fn follow_training(server: &TestServer, run_id: &str) {
     until("a few training steps", Duration::from_secs(300), || async {
         let status = server.status().await;
-        status.training.and_then(|t| t.last_step).is_some_and(|s| s.global_step >= 3)
+        status
+            .training
+            .and_then(|t| t.last_step)
+            .is_some_and(|s| s.global_step >= 3)
     })
     .await;
     let url = format!("ws://{}/api/ws/train?token={}", server.addr, server.token());
@@ -215,23 +305,49 @@ async fn follow_training(server: &TestServer, run_id: &str) {
     let history: TrainHistory = serde_json::from_str(&next_text(&mut socket).await).unwrap();
     assert_eq!(history.run_id.as_deref(), Some(run_id));
     let mut steps: Vec<usize> = step_numbers(&history.events);
-    assert!(steps.len() >= 3, "history holds the steps so far: {steps:?}");
+    assert!(
+        steps.len() >= 3,
+        "history holds the steps so far: {steps:?}"
+    );
 
-    let _: JobStarted = server.post("/api/admin/train/stop", json!({}), StatusCode::ACCEPTED).await;
+    let _: JobStarted = server
+        .post("/api/admin/train/stop", json!({}), StatusCode::ACCEPTED)
+        .await;
     let mut live = read_until_end(&mut socket).await;
-    assert_eq!(last_state(&live), Some(RunState::Stopped), "the stop is clean");
+    assert_eq!(
+        last_state(&live),
+        Some(RunState::Stopped),
+        "the stop is clean"
+    );
     let runs: Vec<RunSummary> = server.get("/api/admin/runs").await;
     assert_eq!(runs[0].state, RunState::Stopped);
 
     let path = format!("/api/admin/runs/{run_id}/resume");
     let _: JobStarted = server.post(&path, json!({}), StatusCode::ACCEPTED).await;
     live.extend(read_until_end(&mut socket).await);
-    assert_eq!(last_state(&live), Some(RunState::Finished), "the resumed run finishes");
-    assert!(live.iter().any(|e| matches!(e, TrainEvent::Epoch(_))), "live epochs arrive");
+    assert_eq!(
+        last_state(&live),
+        Some(RunState::Finished),
+        "the resumed run finishes"
+    );
+    assert!(
+        live.iter().any(|e| matches!(e, TrainEvent::Epoch(_))),
+        "live epochs arrive"
+    );
 
     steps.extend(step_numbers(&live));
-    let total = live.iter().rev().find_map(|e| if let TrainEvent::Step(s) = e { Some(s.total_steps) } else { None });
-    assert_eq!(steps, (1..=total.unwrap()).collect::<Vec<_>>(), "every step once, in order");
+    let total = live.iter().rev().find_map(|e| {
+        if let TrainEvent::Step(s) = e {
+            Some(s.total_steps)
+        } else {
+            None
+        }
+    });
+    assert_eq!(
+        steps,
+        (1..=total.unwrap()).collect::<Vec<_>>(),
+        "every step once, in order"
+    );
 }
 
 /// Live events up to the next end of the run (stopped, finished, failed).
@@ -241,7 +357,10 @@ async fn read_until_end(socket: &mut Socket) -> Vec<TrainEvent> {
         let event: TrainEvent = serde_json::from_str(&next_text(socket).await).unwrap();
         let end = matches!(
             &event,
-            TrainEvent::State { state: RunState::Stopped | RunState::Finished | RunState::Failed, .. }
+            TrainEvent::State {
+                state: RunState::Stopped | RunState::Finished | RunState::Failed,
+                ..
+            }
         );
         events.push(event);
         if end {
@@ -251,11 +370,26 @@ async fn read_until_end(socket: &mut Socket) -> Vec<TrainEvent> {
 }
 
 fn last_state(events: &[TrainEvent]) -> Option<RunState> {
-    events.iter().rev().find_map(|e| if let TrainEvent::State { state, .. } = e { Some(*state) } else { None })
+    events.iter().rev().find_map(|e| {
+        if let TrainEvent::State { state, .. } = e {
+            Some(*state)
+        } else {
+            None
+        }
+    })
 }
 
 fn step_numbers(events: &[TrainEvent]) -> Vec<usize> {
-    events.iter().filter_map(|e| if let TrainEvent::Step(s) = e { Some(s.global_step) } else { None }).collect()
+    events
+        .iter()
+        .filter_map(|e| {
+            if let TrainEvent::Step(s) = e {
+                Some(s.global_step)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Training websockets refuse a wrong token and accept one sent as the
@@ -263,14 +397,41 @@ fn step_numbers(events: &[TrainEvent]) -> Vec<usize> {
 async fn check_training_socket_tokens(server: &TestServer) {
     let wrong = format!("ws://{}/api/ws/train?token=nope", server.addr);
     match tokio_tungstenite::connect_async(wrong).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
         other => panic!("a wrong token must be refused, got {other:?}"),
     }
     let url = format!("ws://{}/api/ws/train", server.addr);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    socket.send(Message::Text(json!({"token": server.token()}).to_string().into())).await.unwrap();
+    socket
+        .send(Message::Text(
+            json!({"token": server.token()}).to_string().into(),
+        ))
+        .await
+        .unwrap();
     let history: TrainHistory = serde_json::from_str(&next_text(&mut socket).await).unwrap();
     assert!(!history.events.is_empty());
+}
+
+/// A short learning-rate sweep in the job slot, polled until it ends.
+async fn find_learning_rate(server: &TestServer) {
+    let body = json!({"config": quick_config(), "start_lr": 1e-5, "end_lr": 1.0, "n_steps": 6});
+    let _: JobStarted = server
+        .post("/api/admin/lr-find", body, StatusCode::ACCEPTED)
+        .await;
+    until(
+        "the learning-rate sweep",
+        Duration::from_secs(300),
+        || async {
+            let status: LrFindStatus = server.get("/api/admin/lr-find").await;
+            matches!(status.state, RunState::Finished | RunState::Failed)
+        },
+    )
+    .await;
+    let status: LrFindStatus = server.get("/api/admin/lr-find").await;
+    assert_eq!(status.state, RunState::Finished, "{}", status.message);
+    assert!(!status.points.is_empty() && status.suggested_lr.is_some());
 }
 
 /// Identifies every held-out photo of a known individual and returns the
@@ -278,7 +439,9 @@ async fn check_training_socket_tokens(server: &TestServer) {
 async fn top5_hit_rate(server: &TestServer, data: &DataSetup) -> f64 {
     let mut hits = 0;
     for (image, truth) in &data.known_tests {
-        let answer = server.identify("test", image, data.boxes.get(image).copied(), "held-out").await;
+        let answer = server
+            .identify("test", image, data.boxes.get(image).copied(), "held-out")
+            .await;
         assert!(answer.candidates.len() <= 5);
         hits += usize::from(answer.candidates.iter().any(|c| &c.label == truth));
     }
@@ -292,19 +455,37 @@ async fn discover_newcomer(server: &TestServer, data: &DataSetup) -> (String, Id
     let bbox = data.boxes.get(first).copied();
     let upload = server.identify("train", first, bbox, "newcomer").await;
     let path = format!("/api/admin/uploads/{}/confirm", upload.upload_id);
-    let confirmed: ConfirmResponse = server.post(&path, json!({"new_individual": true}), StatusCode::OK).await;
+    let confirmed: ConfirmResponse = server
+        .post(&path, json!({"new_individual": true}), StatusCode::OK)
+        .await;
     assert!(confirmed.added_to_gallery);
-    let again = server.client.post(server.url(&path)).bearer_auth(server.token());
-    let again = again.json(&json!({"new_individual": true})).send().await.unwrap();
+    let again = server
+        .client
+        .post(server.url(&path))
+        .bearer_auth(server.token());
+    let again = again
+        .json(&json!({"new_individual": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
 
     let photo = std::fs::read(server.data_dir.join("train").join(first)).unwrap();
     let (second, second_box) = second_shot(&photo, bbox.expect("synthetic photos have boxes"));
     let form = Form::new()
         .part("photo", Part::bytes(second).file_name("second.jpg"))
-        .text("box", json!({"x0": second_box[0], "y0": second_box[1], "x1": second_box[2], "y1": second_box[3]}).to_string());
-    let response = server.client.post(server.url("/api/identify")).multipart(form).send().await.unwrap();
-    (confirmed.individual, json_body(response, StatusCode::OK).await)
+        .text("box", box_json(second_box));
+    let response = server
+        .client
+        .post(server.url("/api/identify"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (
+        confirmed.individual,
+        json_body(response, StatusCode::OK).await,
+    )
 }
 
 /// A second shot of the fluke in `photo`: framed a few pixels further right
@@ -319,7 +500,8 @@ fn second_shot(photo: &[u8], bbox: [f64; 4]) -> (Vec<u8>, [f64; 4]) {
     const SHIFT: u32 = 6;
     let image = image::load_from_memory(photo).unwrap().into_rgb8();
     let (width, height) = image.dimensions();
-    let reframed = image::imageops::crop_imm(&image, SHIFT, SHIFT, width - SHIFT, height - SHIFT).to_image();
+    let reframed =
+        image::imageops::crop_imm(&image, SHIFT, SHIFT, width - SHIFT, height - SHIFT).to_image();
     let brighter = image::imageops::colorops::brighten(&reframed, 10);
     let mut bytes = Vec::new();
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85);
@@ -340,16 +522,26 @@ async fn load_test(server: &TestServer, data: &DataSetup) {
     let answers = futures_util::future::join_all(requests).await;
     let secs = started.elapsed().as_secs_f64();
     let after = rss_mb();
-    eprintln!("load test: {N_CONCURRENT} identifications in {secs:.1} s; RSS {before:.0} -> {after:.0} MB");
+    eprintln!(
+        "load test: {N_CONCURRENT} identifications in {secs:.1} s; \
+         RSS {before:.0} -> {after:.0} MB"
+    );
     assert_eq!(answers.len(), N_CONCURRENT);
     assert!(answers.iter().all(|a| !a.candidates.is_empty()));
-    assert!(after - before < MAX_RSS_GROWTH_MB, "RSS grew from {before:.0} to {after:.0} MB");
+    assert!(
+        after - before < MAX_RSS_GROWTH_MB,
+        "RSS grew from {before:.0} to {after:.0} MB"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_trained_server_identifies_whales_end_to_end() {
     let weights = default_weights_path(Backbone::EfficientnetLite0);
-    assert!(weights.is_file(), "{} is missing; run scripts/setup.sh", weights.display());
+    assert!(
+        weights.is_file(),
+        "{} is missing; run scripts/setup.sh",
+        weights.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let data = prepare_data(dir.path());
     let clock = Instant::now();
@@ -357,16 +549,29 @@ async fn a_trained_server_identifies_whales_end_to_end() {
     assert_eq!(server.status().await.model, ModelStatus::Idle);
 
     // Train through the admin API, following it on the websocket.
-    let started: JobStarted = server.post("/api/admin/train", quick_config(), StatusCode::ACCEPTED).await;
-    let conflict = server.client.post(server.url("/api/admin/train")).bearer_auth(server.token()).json(&quick_config()).send().await.unwrap();
+    let started: JobStarted = server
+        .post("/api/admin/train", quick_config(), StatusCode::ACCEPTED)
+        .await;
+    let conflict = server
+        .client
+        .post(server.url("/api/admin/train"))
+        .bearer_auth(server.token())
+        .json(&quick_config())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(conflict.status(), StatusCode::CONFLICT);
     follow_training(&server, &started.run_id).await;
     check_training_socket_tokens(&server).await;
     eprintln!("trained in {:.1} s", clock.elapsed().as_secs_f64());
+    find_learning_rate(&server).await;
 
     let runs: Vec<RunSummary> = server.get("/api/admin/runs").await;
     assert_eq!(runs.len(), 1);
-    assert_eq!((runs[0].state, runs[0].has_model, runs[0].epochs_done), (RunState::Finished, true, 2));
+    assert_eq!(
+        (runs[0].state, runs[0].has_model, runs[0].epochs_done),
+        (RunState::Finished, true, 2)
+    );
 
     // Calibrate dcut, then serve the run.
     let path = format!("/api/admin/runs/{}/validate", started.run_id);
@@ -383,15 +588,26 @@ async fn a_trained_server_identifies_whales_end_to_end() {
     assert_eq!(serving.dcut, validated.calibrated_dcut.unwrap());
     eprintln!("serving after {:.1} s", clock.elapsed().as_secs_f64());
 
-    // Held-out photos of known individuals, streamed to a subscriber too.
+    // Held-out photos of known individuals, streamed to a subscriber too
+    // (which asks for compression, as browsers do).
     let url = format!("ws://{}/api/ws/identify?batch=held-out", server.addr);
-    let (mut results, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut request = url.into_client_request().unwrap();
+    let encodings = "gzip, deflate, br".parse().unwrap();
+    request.headers_mut().insert("accept-encoding", encodings);
+    let (mut results, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let hit_rate = top5_hit_rate(&server, &data).await;
     let chance = 5.0 / (data.n_gallery_individuals + 1) as f64;
-    eprintln!("top-5 hit rate {hit_rate:.2} on {} photos (chance {chance:.2})", data.known_tests.len());
-    assert!(hit_rate > 0.5 && hit_rate > 2.5 * chance, "top-5 hit rate {hit_rate:.2}, chance {chance:.2}");
+    eprintln!(
+        "top-5 hit rate {hit_rate:.2} on {} photos (chance {chance:.2})",
+        data.known_tests.len()
+    );
+    assert!(
+        hit_rate > 0.5 && hit_rate > 2.5 * chance,
+        "top-5 hit rate {hit_rate:.2}, chance {chance:.2}"
+    );
     for _ in 0..data.known_tests.len() {
-        let pushed: IdentifyResponse = serde_json::from_str(&next_text(&mut results).await).unwrap();
+        let pushed: IdentifyResponse =
+            serde_json::from_str(&next_text(&mut results).await).unwrap();
         assert_eq!(pushed.batch.as_deref(), Some("held-out"));
     }
 
@@ -399,14 +615,36 @@ async fn a_trained_server_identifies_whales_end_to_end() {
     let (newcomer, answer) = discover_newcomer(&server, &data).await;
     // The first individual proposed; `new_whale` may rank above it when
     // the second shot lies beyond the calibrated dcut.
-    let individuals: Vec<&CandidateMatch> = answer.candidates.iter().filter(|c| c.label != "new_whale").collect();
+    let individuals: Vec<&CandidateMatch> = answer
+        .candidates
+        .iter()
+        .filter(|c| c.label != "new_whale")
+        .collect();
     let labels: Vec<&str> = individuals.iter().map(|c| c.label.as_str()).collect();
-    assert_eq!(labels.first(), Some(&newcomer.as_str()), "the newcomer comes back first: {labels:?}");
-    eprintln!("second shot: {:?}", answer.candidates.iter().map(|c| (&c.label, c.distance)).collect::<Vec<_>>());
+    assert_eq!(
+        labels.first(),
+        Some(&newcomer.as_str()),
+        "the newcomer comes back first: {labels:?}"
+    );
+    eprintln!(
+        "second shot: {:?}",
+        answer
+            .candidates
+            .iter()
+            .map(|c| (&c.label, c.distance))
+            .collect::<Vec<_>>()
+    );
     assert!(individuals[0].photos[0].starts_with("/api/images/uploads/"));
-    let detail: IndividualDetail = server.get(&format!("/api/admin/individuals/{newcomer}")).await;
+    let detail: IndividualDetail = server
+        .get(&format!("/api/admin/individuals/{newcomer}"))
+        .await;
     assert_eq!(detail.sightings.len(), 1);
-    let photo = server.client.get(server.url(&detail.photos[0])).send().await.unwrap();
+    let photo = server
+        .client
+        .get(server.url(&detail.photos[0]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(photo.status(), StatusCode::OK);
 
     load_test(&server, &data).await;
@@ -419,13 +657,28 @@ async fn a_trained_server_identifies_whales_end_to_end() {
 async fn check_outputs(server: &TestServer, run_id: &str, gallery_size: usize) {
     let map: MapResponse = server.get("/api/map").await;
     assert_eq!(map.points.len(), gallery_size);
-    assert!(map.points.iter().all(|p| p.x.is_finite() && p.y.is_finite()));
+    assert!(map
+        .points
+        .iter()
+        .all(|p| p.x.is_finite() && p.y.is_finite()));
 
-    let sightings = server.client.get(server.url("/api/admin/sightings.csv")).bearer_auth(server.token()).send().await.unwrap();
+    let sightings = server
+        .client
+        .get(server.url("/api/admin/sightings.csv"))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(sightings.text().await.unwrap().lines().count(), 2);
 
     let path = format!("/api/admin/runs/{run_id}/submission.csv");
-    let response = server.client.get(server.url(&path)).bearer_auth(server.token()).send().await.unwrap();
+    let response = server
+        .client
+        .get(server.url(&path))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
     let n_test = read_csv(&server.data_dir.join("test_truth.csv")).len();
@@ -435,11 +688,22 @@ async fn check_outputs(server: &TestServer, run_id: &str, gallery_size: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_token_is_generated_once_and_kept() {
     let dir = tempfile::tempdir().unwrap();
-    generate(&SynthConfig { out: dir.path().to_path_buf(), n_individuals: 2, seed: 3 }).unwrap();
+    generate(&SynthConfig {
+        out: dir.path().to_path_buf(),
+        n_individuals: 2,
+        seed: 3,
+    })
+    .unwrap();
     let server = TestServer::start(dir.path(), None).await;
     let token = server.token().to_string();
     assert!(token.len() >= 32);
-    let wrong = server.client.get(server.url("/api/admin/runs")).bearer_auth("not-it").send().await.unwrap();
+    let wrong = server
+        .client
+        .get(server.url("/api/admin/runs"))
+        .bearer_auth("not-it")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let runs: Vec<RunSummary> = server.get("/api/admin/runs").await;
     assert!(runs.is_empty());

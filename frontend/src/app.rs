@@ -68,7 +68,9 @@ fn decode_component(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut idx = 0;
     while idx < bytes.len() {
-        let hex = bytes.get(idx + 1..idx + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(idx + 1..idx + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[idx], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(byte)) => {
                 out.push(byte);
@@ -91,6 +93,7 @@ mod shell {
     use leptos::prelude::*;
 
     use super::Route;
+    use crate::admin::provide_admin;
     use crate::dashboard::DashboardPage;
     use crate::identify::IdentifyPage;
     use crate::map::MapPage;
@@ -109,8 +112,10 @@ mod shell {
 
     #[component]
     fn App() -> impl IntoView {
+        provide_admin();
         let route = RwSignal::new(current_route());
-        let listener = window_event_listener(leptos::ev::hashchange, move |_| route.set(current_route()));
+        let listener =
+            window_event_listener(leptos::ev::hashchange, move |_| route.set(current_route()));
         on_cleanup(move || listener.remove());
 
         let page = move || match route.get() {
@@ -139,9 +144,9 @@ mod shell {
     #[component]
     fn NavLink(route: RwSignal<Route>, to: Route, label: &'static str) -> impl IntoView {
         let href = to.href();
-        let here = move || route.with(|r| r.section() == to);
+        let here = Memo::new(move |_| route.with(|r| r.section() == to));
         view! {
-            <a href=href class:current=here aria-current=move || here().then_some("page")>
+            <a href=href class:current=here aria-current=move || here.get().then_some("page")>
                 {label}
             </a>
         }
@@ -170,7 +175,10 @@ mod tests {
             assert_eq!(Route::parse(&route.href()), route, "{}", route.href());
         }
         assert_eq!(Route::Individual("a b".into()).href(), "#/catalog/a%20b");
-        assert_eq!(Route::parse("#/catalog/100%"), Route::Individual("100%".into()));
+        assert_eq!(
+            Route::parse("#/catalog/100%"),
+            Route::Individual("100%".into())
+        );
         assert_eq!(Route::Individual("x".into()).section(), Route::Catalog);
     }
 }

@@ -68,7 +68,6 @@ pub struct EpochStats {
     pub secs: f64,
 }
 
-
 /// The body of every error answer: a sentence a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -120,9 +119,18 @@ pub enum ModelStatus {
     /// No run has been made the serving run.
     Idle,
     /// The model of `run_id` is embedding its gallery.
-    Loading { run_id: String, done: usize, total: usize },
-    Ready { run_id: String },
-    Failed { run_id: String, message: String },
+    Loading {
+        run_id: String,
+        done: usize,
+        total: usize,
+    },
+    Ready {
+        run_id: String,
+    },
+    Failed {
+        run_id: String,
+        message: String,
+    },
 }
 
 /// The run that answers identifications.
@@ -383,9 +391,16 @@ mod tests {
 
     #[test]
     fn model_status_and_uploads_serialise_as_the_browser_reads_them() {
-        let status = ModelStatus::Loading { run_id: "run-0001".into(), done: 3, total: 9 };
+        let status = ModelStatus::Loading {
+            run_id: "run-0001".into(),
+            done: 3,
+            total: 9,
+        };
         let json = serde_json::to_string(&status).unwrap();
-        assert_eq!(json, r#"{"state":"loading","run_id":"run-0001","done":3,"total":9}"#);
+        assert_eq!(
+            json,
+            r#"{"state":"loading","run_id":"run-0001","done":3,"total":9}"#
+        );
 
         let confirm: ConfirmRequest = serde_json::from_str(r#"{"new_individual":true}"#).unwrap();
         assert!(confirm.new_individual && confirm.individual.is_none());
@@ -394,9 +409,15 @@ mod tests {
 
     #[test]
     fn events_are_tagged_json() {
-        let event = TrainEvent::State { state: RunState::Training, message: "go".into() };
+        let event = TrainEvent::State {
+            state: RunState::Training,
+            message: "go".into(),
+        };
         let json = serde_json::to_string(&event).unwrap();
-        assert_eq!(json, r#"{"type":"state","state":"training","message":"go"}"#);
+        assert_eq!(
+            json,
+            r#"{"type":"state","state":"training","message":"go"}"#
+        );
         assert_eq!(serde_json::from_str::<TrainEvent>(&json).unwrap(), event);
     }
 }

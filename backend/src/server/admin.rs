@@ -40,14 +40,30 @@ impl AdminToken {
     /// # Errors
     ///
     /// [`ServerError::Token`] when the file cannot be read or written.
-    pub fn resolve(configured: Option<&str>, path: &Path) -> Result<(Self, TokenSource), ServerError> {
-        let fail = |source| ServerError::Token { path: path.to_path_buf(), source };
+    pub fn resolve(
+        configured: Option<&str>,
+        path: &Path,
+    ) -> Result<(Self, TokenSource), ServerError> {
+        let fail = |source| ServerError::Token {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(token) = configured.map(str::trim).filter(|t| !t.is_empty()) {
-            return Ok((Self { token: token.to_string() }, TokenSource::Configured));
+            return Ok((
+                Self {
+                    token: token.to_string(),
+                },
+                TokenSource::Configured,
+            ));
         }
         match std::fs::read_to_string(path) {
             Ok(saved) if !saved.trim().is_empty() => {
-                return Ok((Self { token: saved.trim().to_string() }, TokenSource::Saved));
+                return Ok((
+                    Self {
+                        token: saved.trim().to_string(),
+                    },
+                    TokenSource::Saved,
+                ));
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -126,18 +142,29 @@ mod tests {
         assert_eq!(source, TokenSource::Generated);
         assert_eq!(first.as_str().len(), 2 * TOKEN_BYTES);
         let (second, source) = AdminToken::resolve(None, &path).unwrap();
-        assert_eq!((second.as_str(), source), (first.as_str(), TokenSource::Saved));
+        assert_eq!(
+            (second.as_str(), source),
+            (first.as_str(), TokenSource::Saved)
+        );
         let (configured, _) = AdminToken::resolve(Some("s3cret"), &path).unwrap();
         assert_eq!(configured.as_str(), "s3cret");
     }
 
     #[test]
     fn only_the_exact_bearer_token_passes() {
-        let token = AdminToken { token: "abc".into() };
+        let token = AdminToken {
+            token: "abc".into(),
+        };
         let mut headers = HeaderMap::new();
         assert!(!token.allows(&headers));
-        for (value, ok) in [("Bearer abc", true), ("bearer abc", true), ("Bearer abd", false),
-            ("Bearer ab", false), ("Basic abc", false), ("abc", false)] {
+        for (value, ok) in [
+            ("Bearer abc", true),
+            ("bearer abc", true),
+            ("Bearer abd", false),
+            ("Bearer ab", false),
+            ("Basic abc", false),
+            ("abc", false),
+        ] {
             headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
             assert_eq!(token.allows(&headers), ok, "{value}");
         }

@@ -4,6 +4,7 @@
 //! it to the configured address and runs until a signal or
 //! [`AppHandle::shutdown`], then stops training cleanly.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -72,17 +73,26 @@ pub async fn build_app(config: ServerConfig) -> Result<(Router, AppHandle), Serv
     Ok((router(state.clone()), AppHandle { state }))
 }
 
-/// Serves until Ctrl-C, SIGTERM or [`AppHandle::shutdown`].
+/// Serves until Ctrl-C, SIGTERM or [`AppHandle::shutdown`], calling
+/// `on_ready` with the bound address and the admin token once listening.
 ///
 /// # Errors
 ///
 /// [`ServerError`] when the app cannot be built or the address bound.
-pub async fn serve(config: ServerConfig) -> Result<(), ServerError> {
+pub async fn serve(
+    config: ServerConfig,
+    on_ready: impl FnOnce(SocketAddr, &str),
+) -> Result<(), ServerError> {
     let addr = config.addr;
     let (app, handle) = build_app(config).await?;
-    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
     tracing::info!("listening on http://{local}");
+    on_ready(local, handle.admin_token());
 
     let signal_handle = handle.clone();
     let served = axum::serve(listener, app)
@@ -131,7 +141,8 @@ fn open_state(config: ServerConfig) -> Result<AppState, ServerError> {
     let paths = DataPaths::new(&config.data_dir);
     let data = Arc::new(DataSet::open(&config.data_dir)?);
     for dir in [paths.uploads(), paths.runs()] {
-        std::fs::create_dir_all(&dir).map_err(|source| ServerError::CreateDir { path: dir, source })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| ServerError::CreateDir { path: dir, source })?;
     }
     let catalog = Arc::new(Catalog::open(&paths.catalog())?);
     let n_new = catalog.import_training_labels(&data.train)?;
@@ -140,11 +151,23 @@ fn open_state(config: ServerConfig) -> Result<AppState, ServerError> {
 
     let token = admin_token(&config, &paths)?;
     let worker = Worker::start(catalog.clone(), config.device);
-    let context = JobContext { paths: paths.clone(), data: data.clone(), catalog: catalog.clone(), device: config.device };
+    let context = JobContext {
+        paths: paths.clone(),
+        data: data.clone(),
+        catalog: catalog.clone(),
+        device: config.device,
+    };
     let jobs = Jobs::new(context);
     resume_feed(&jobs, &catalog, &paths)?;
     load_serving_run(&worker, &catalog, &paths, &data)?;
-    Ok(AppState::new(Parts { config, data, catalog, token, worker, jobs }))
+    Ok(AppState::new(Parts {
+        config,
+        data,
+        catalog,
+        token,
+        worker,
+        jobs,
+    }))
 }
 
 fn admin_token(config: &ServerConfig, paths: &DataPaths) -> Result<AdminToken, ServerError> {
@@ -166,7 +189,8 @@ fn admin_token(config: &ServerConfig, paths: &DataPaths) -> Result<AdminToken, S
 /// starts.
 fn resume_feed(jobs: &Jobs, catalog: &Catalog, paths: &DataPaths) -> Result<(), ServerError> {
     if let Some(latest) = catalog.runs()?.last() {
-        jobs.feed.begin(&latest.id, None, read_history(&paths.run(&latest.id)));
+        jobs.feed
+            .begin(&latest.id, None, read_history(&paths.run(&latest.id)));
     }
     Ok(())
 }
@@ -183,6 +207,10 @@ fn load_serving_run(
     };
     tracing::info!(run_id, "loading the serving run");
     let run_dir = paths.run(&run_id);
-    worker.load(LoadRequest { run_id, run_dir, data: data.clone() });
+    worker.load(LoadRequest {
+        run_id,
+        run_dir,
+        data: data.clone(),
+    });
     Ok(())
 }

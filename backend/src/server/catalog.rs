@@ -22,11 +22,17 @@ use crate::data::{Labelled, NEW_WHALE};
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("cannot open the catalogue {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("catalogue query failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("catalogue holds an unreadable value in {column}: {message}")]
-    BadValue { column: &'static str, message: String },
+    BadValue {
+        column: &'static str,
+        message: String,
+    },
 }
 
 /// Why an upload could not be confirmed.
@@ -161,9 +167,13 @@ impl Catalog {
     ///
     /// [`CatalogError::Open`] naming the file.
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
-        let open = |source| CatalogError::Open { path: path.to_path_buf(), source };
+        let open = |source| CatalogError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(open)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open)?;
         Self::prepare(conn).map_err(|e| match e {
             CatalogError::Sqlite(source) => open(source),
             other => other,
@@ -184,13 +194,17 @@ impl Catalog {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (every
         // change is a transaction), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records the individuals and images of `train.csv`; rows already
@@ -206,7 +220,8 @@ impl Catalog {
         let mut n_new = 0;
         {
             let mut individual = tx.prepare(
-                "INSERT OR IGNORE INTO individuals (id, created_at, origin) VALUES (?1, ?2, 'train.csv')",
+                "INSERT OR IGNORE INTO individuals (id, created_at, origin)
+                 VALUES (?1, ?2, 'train.csv')",
             )?;
             let mut image =
                 tx.prepare("INSERT OR IGNORE INTO images (name, individual) VALUES (?1, ?2)")?;
@@ -230,7 +245,9 @@ impl Catalog {
     pub fn serving_run(&self) -> Result<Option<String>, CatalogError> {
         let conn = self.conn();
         let mut query = conn.prepare("SELECT value FROM settings WHERE key = ?1")?;
-        Ok(query.query_row([SERVING_RUN], |row| row.get(0)).optional()?)
+        Ok(query
+            .query_row([SERVING_RUN], |row| row.get(0))
+            .optional()?)
     }
 
     /// Records the serving run.
@@ -265,7 +282,12 @@ impl Catalog {
     /// # Errors
     ///
     /// [`CatalogError`] when SQLite fails.
-    pub fn set_run_state(&self, id: &str, state: RunState, message: &str) -> Result<(), CatalogError> {
+    pub fn set_run_state(
+        &self,
+        id: &str,
+        state: RunState,
+        message: &str,
+    ) -> Result<(), CatalogError> {
         self.conn().execute(
             "UPDATE runs SET state = ?2, message = ?3 WHERE id = ?1",
             params![id, state_name(state), message],
@@ -280,9 +302,11 @@ impl Catalog {
     /// [`CatalogError`] when SQLite fails or a state is unreadable.
     pub fn runs(&self) -> Result<Vec<RunRow>, CatalogError> {
         let conn = self.conn();
-        let mut query =
-            conn.prepare("SELECT id, created_at, state, message FROM runs ORDER BY created_at, id")?;
-        let rows = query.query_map([], run_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut query = conn
+            .prepare("SELECT id, created_at, state, message FROM runs ORDER BY created_at, id")?;
+        let rows = query
+            .query_map([], run_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().collect()
     }
 
@@ -316,7 +340,8 @@ impl Catalog {
                 (RunState::Stopped, "found on disk, not finished")
             };
             tx.execute(
-                "INSERT OR IGNORE INTO runs (id, created_at, state, message) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO runs (id, created_at, state, message)
+                 VALUES (?1, ?2, ?3, ?4)",
                 params![id, now_secs(), state_name(state), message],
             )?;
         }
@@ -336,14 +361,25 @@ impl Catalog {
     ///
     /// [`CatalogError`] when SQLite fails; nothing is recorded then.
     pub fn insert_upload(&self, upload: &NewUpload) -> Result<i64, CatalogError> {
-        let bbox = upload.bbox.map(|b| serde_json::to_string(&b).expect("boxes serialise"));
+        let bbox = upload
+            .bbox
+            .map(|b| serde_json::to_string(&b).expect("boxes serialise"));
         let candidates = serde_json::to_string(&upload.candidates).expect("candidates serialise");
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO uploads (file, sha256, created_at, status, bbox, is_crop, run_id, candidates)
+            "INSERT INTO uploads
+                 (file, sha256, created_at, status, bbox, is_crop, run_id, candidates)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7)",
-            params![upload.file, upload.sha256, now_secs(), bbox, upload.is_crop, upload.run_id, candidates],
+            params![
+                upload.file,
+                upload.sha256,
+                now_secs(),
+                bbox,
+                upload.is_crop,
+                upload.run_id,
+                candidates
+            ],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -373,7 +409,10 @@ impl Catalog {
             "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE ?1 IS NULL OR status = ?1 ORDER BY id"
         );
         let status = status.map(upload_status_name);
-        let rows = conn.prepare(&sql)?.query_map([status], upload_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = conn
+            .prepare(&sql)?
+            .query_map([status], upload_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().collect()
     }
 
@@ -405,7 +444,10 @@ impl Catalog {
         .map_err(CatalogError::from)?;
         let sighting_id = tx.last_insert_rowid();
         tx.commit().map_err(CatalogError::from)?;
-        Ok(Confirmed { individual, sighting_id })
+        Ok(Confirmed {
+            individual,
+            sighting_id,
+        })
     }
 
     /// Every individual with its counts, by id.
@@ -442,12 +484,15 @@ impl Catalog {
     pub fn individual_images(&self, id: &str) -> Result<Option<Vec<ImageRef>>, CatalogError> {
         let conn = self.conn();
         let exists: Option<String> = conn
-            .query_row("SELECT id FROM individuals WHERE id = ?1", [id], |row| row.get(0))
+            .query_row("SELECT id FROM individuals WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
             .optional()?;
         if exists.is_none() {
             return Ok(None);
         }
-        let mut query = conn.prepare("SELECT name FROM images WHERE individual = ?1 ORDER BY name")?;
+        let mut query =
+            conn.prepare("SELECT name FROM images WHERE individual = ?1 ORDER BY name")?;
         let names = query.query_map([id], |row| row.get::<_, String>(0))?;
         let images = names.map(|name| name.map(|n| ImageRef::new(ImageKind::Train, n)));
         Ok(Some(images.collect::<Result<_, _>>()?))
@@ -482,7 +527,9 @@ impl Catalog {
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The name a run state is stored under, as in the JSON API.
@@ -498,8 +545,12 @@ pub fn state_name(state: RunState) -> &'static str {
 }
 
 fn parse_state(name: &str) -> Result<RunState, CatalogError> {
-    serde_json::from_value(serde_json::Value::String(name.to_string()))
-        .map_err(|e| CatalogError::BadValue { column: "runs.state", message: e.to_string() })
+    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|e| {
+        CatalogError::BadValue {
+            column: "runs.state",
+            message: e.to_string(),
+        }
+    })
 }
 
 fn upload_status_name(status: UploadStatus) -> &'static str {
@@ -512,28 +563,41 @@ fn upload_status_name(status: UploadStatus) -> &'static str {
 fn run_row(row: &Row) -> rusqlite::Result<Result<RunRow, CatalogError>> {
     let state: String = row.get(2)?;
     let (id, created_at, message) = (row.get(0)?, row.get(1)?, row.get(3)?);
-    Ok(parse_state(&state).map(|state| RunRow { id, created_at, state, message }))
+    Ok(parse_state(&state).map(|state| RunRow {
+        id,
+        created_at,
+        state,
+        message,
+    }))
 }
 
 fn upload_row(row: &Row) -> rusqlite::Result<Result<UploadRow, CatalogError>> {
     let status: String = row.get(3)?;
     let bbox: Option<String> = row.get(4)?;
     let candidates: String = row.get(7)?;
-    let (id, file, created_at, is_crop, run_id, individual) =
-        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(5)?, row.get(6)?, row.get(8)?);
-    Ok(parse_upload_fields(&status, bbox.as_deref(), &candidates).map(
-        |(status, bbox, candidates)| UploadRow {
-            id,
-            file,
-            created_at,
-            status,
-            bbox,
-            is_crop,
-            run_id,
-            candidates,
-            individual,
-        },
-    ))
+    let (id, file, created_at, is_crop, run_id, individual) = (
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(8)?,
+    );
+    Ok(
+        parse_upload_fields(&status, bbox.as_deref(), &candidates).map(
+            |(status, bbox, candidates)| UploadRow {
+                id,
+                file,
+                created_at,
+                status,
+                bbox,
+                is_crop,
+                run_id,
+                candidates,
+                individual,
+            },
+        ),
+    )
 }
 
 type UploadFields = (UploadStatus, Option<BoundingBox>, Vec<CandidateMatch>);
@@ -543,25 +607,38 @@ fn parse_upload_fields(
     bbox: Option<&str>,
     candidates: &str,
 ) -> Result<UploadFields, CatalogError> {
-    let bad = |column| move |e: serde_json::Error| CatalogError::BadValue { column, message: e.to_string() };
+    let bad = |column| {
+        move |e: serde_json::Error| CatalogError::BadValue {
+            column,
+            message: e.to_string(),
+        }
+    };
     let status = serde_json::from_value(serde_json::Value::String(status.into()))
         .map_err(bad("uploads.status"))?;
-    let bbox = bbox.map(serde_json::from_str).transpose().map_err(bad("uploads.bbox"))?;
+    let bbox = bbox
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(bad("uploads.bbox"))?;
     let candidates = serde_json::from_str(candidates).map_err(bad("uploads.candidates"))?;
     Ok((status, bbox, candidates))
 }
 
 fn check_pending(tx: &Transaction, upload_id: i64) -> Result<(), ConfirmError> {
     let found: Option<(String, Option<String>)> = tx
-        .query_row("SELECT status, individual FROM uploads WHERE id = ?1", [upload_id], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
+        .query_row(
+            "SELECT status, individual FROM uploads WHERE id = ?1",
+            [upload_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .optional()
         .map_err(CatalogError::from)?;
     match found {
         None => Err(ConfirmError::UnknownUpload { upload_id }),
         Some((status, individual)) if status == "confirmed" => {
-            Err(ConfirmError::AlreadyConfirmed { upload_id, individual: individual.unwrap_or_default() })
+            Err(ConfirmError::AlreadyConfirmed {
+                upload_id,
+                individual: individual.unwrap_or_default(),
+            })
         }
         Some(_) => Ok(()),
     }
@@ -569,10 +646,14 @@ fn check_pending(tx: &Transaction, upload_id: i64) -> Result<(), ConfirmError> {
 
 fn known_individual(tx: &Transaction, id: &str) -> Result<String, ConfirmError> {
     let found: Option<String> = tx
-        .query_row("SELECT id FROM individuals WHERE id = ?1", [id], |row| row.get(0))
+        .query_row("SELECT id FROM individuals WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
         .optional()
         .map_err(CatalogError::from)?;
-    found.ok_or_else(|| ConfirmError::UnknownIndividual { individual: id.to_string() })
+    found.ok_or_else(|| ConfirmError::UnknownIndividual {
+        individual: id.to_string(),
+    })
 }
 
 /// Adds an individual with a fresh id in the Kaggle style: `w_` and seven
@@ -582,7 +663,8 @@ fn new_individual(tx: &Transaction) -> Result<String, ConfirmError> {
         let id = format!("w_{:07x}", rand::random::<u32>() & 0x0fff_ffff);
         let n = tx
             .execute(
-                "INSERT OR IGNORE INTO individuals (id, created_at, origin) VALUES (?1, ?2, 'upload')",
+                "INSERT OR IGNORE INTO individuals (id, created_at, origin)
+                 VALUES (?1, ?2, 'upload')",
                 params![id, now_secs()],
             )
             .map_err(CatalogError::from)?;
@@ -597,7 +679,10 @@ mod tests {
     use super::*;
 
     fn labelled(image: &str, id: &str) -> Labelled {
-        Labelled { image: image.into(), id: id.into() }
+        Labelled {
+            image: image.into(),
+            id: id.into(),
+        }
     }
 
     fn upload(catalog: &Catalog) -> i64 {
@@ -615,21 +700,32 @@ mod tests {
     #[test]
     fn training_labels_import_once_and_skip_new_whale() {
         let catalog = Catalog::in_memory().unwrap();
-        let rows = [labelled("a.jpg", "w_1"), labelled("b.jpg", "w_1"), labelled("c.jpg", NEW_WHALE)];
+        let rows = [
+            labelled("a.jpg", "w_1"),
+            labelled("b.jpg", "w_1"),
+            labelled("c.jpg", NEW_WHALE),
+        ];
         assert_eq!(catalog.import_training_labels(&rows).unwrap(), 3);
         assert_eq!(catalog.import_training_labels(&rows).unwrap(), 0);
         let individuals = catalog.individuals().unwrap();
         assert_eq!(individuals.len(), 1);
-        assert_eq!((individuals[0].id.as_str(), individuals[0].n_photos), ("w_1", 2));
+        assert_eq!(
+            (individuals[0].id.as_str(), individuals[0].n_photos),
+            ("w_1", 2)
+        );
     }
 
     #[test]
     fn confirming_records_a_sighting_once() {
         let catalog = Catalog::in_memory().unwrap();
-        catalog.import_training_labels(&[labelled("a.jpg", "w_1")]).unwrap();
+        catalog
+            .import_training_labels(&[labelled("a.jpg", "w_1")])
+            .unwrap();
         let upload_id = upload(&catalog);
 
-        let confirmed = catalog.confirm(upload_id, &Verdict::Known("w_1".into())).unwrap();
+        let confirmed = catalog
+            .confirm(upload_id, &Verdict::Known("w_1".into()))
+            .unwrap();
         assert_eq!(confirmed.individual, "w_1");
         let again = catalog.confirm(upload_id, &Verdict::NewIndividual);
         assert!(matches!(again, Err(ConfirmError::AlreadyConfirmed { .. })));
@@ -640,17 +736,28 @@ mod tests {
         let sightings = catalog.sightings(Some("w_1")).unwrap();
         assert_eq!(sightings.len(), 1);
         assert_eq!(sightings[0].sighted_utc.len(), "2024-01-01T00:00:00Z".len());
-        assert!(catalog.uploads(Some(UploadStatus::Pending)).unwrap().is_empty());
+        assert!(catalog
+            .uploads(Some(UploadStatus::Pending))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn unknown_individuals_and_uploads_change_nothing() {
         let catalog = Catalog::in_memory().unwrap();
         let upload_id = upload(&catalog);
-        let err = catalog.confirm(upload_id, &Verdict::Known("w_nope".into())).unwrap_err();
+        let err = catalog
+            .confirm(upload_id, &Verdict::Known("w_nope".into()))
+            .unwrap_err();
         assert!(matches!(err, ConfirmError::UnknownIndividual { .. }));
-        assert!(matches!(catalog.confirm(99, &Verdict::NewIndividual), Err(ConfirmError::UnknownUpload { .. })));
-        assert_eq!(catalog.uploads(Some(UploadStatus::Pending)).unwrap().len(), 1);
+        assert!(matches!(
+            catalog.confirm(99, &Verdict::NewIndividual),
+            Err(ConfirmError::UnknownUpload { .. })
+        ));
+        assert_eq!(
+            catalog.uploads(Some(UploadStatus::Pending)).unwrap().len(),
+            1
+        );
     }
 
     #[test]
@@ -659,17 +766,27 @@ mod tests {
         let upload_id = upload(&catalog);
         let confirmed = catalog.confirm(upload_id, &Verdict::NewIndividual).unwrap();
         assert!(confirmed.individual.starts_with("w_") && confirmed.individual.len() == 9);
-        assert!(catalog.individual_images(&confirmed.individual).unwrap().is_some());
+        assert!(catalog
+            .individual_images(&confirmed.individual)
+            .unwrap()
+            .is_some());
     }
 
     #[test]
     fn interrupted_training_is_marked_stopped() {
         let catalog = Catalog::in_memory().unwrap();
-        catalog.insert_run("run-0001", RunState::Training, "").unwrap();
-        catalog.reconcile_runs(&[("run-0002".into(), true)]).unwrap();
+        catalog
+            .insert_run("run-0001", RunState::Training, "")
+            .unwrap();
+        catalog
+            .reconcile_runs(&[("run-0002".into(), true)])
+            .unwrap();
         let runs = catalog.runs().unwrap();
         assert_eq!(runs[0].state, RunState::Stopped);
-        assert_eq!(catalog.run("run-0002").unwrap().unwrap().state, RunState::Finished);
+        assert_eq!(
+            catalog.run("run-0002").unwrap().unwrap().state,
+            RunState::Finished
+        );
         catalog.set_serving_run("run-0002").unwrap();
         assert_eq!(catalog.serving_run().unwrap().as_deref(), Some("run-0002"));
     }

@@ -56,7 +56,9 @@ impl ServerConfig {
 
 impl DataPaths {
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
+        Self {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn catalog(&self) -> PathBuf {

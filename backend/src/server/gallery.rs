@@ -86,16 +86,9 @@ impl Serving {
         on_progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self, GalleryError> {
         let model = RunModel::open(run_dir, device)?;
-        let dcut = model.calibrated_dcut().unwrap_or(model.config.dcut);
-        let dcut = if dcut.is_finite() && dcut > 0.0 { dcut } else { DEFAULT_DCUT };
-
+        let dcut = serving_dcut(&model);
         let (train_names, train_rows) = embed_training_images(&model, data, on_progress);
-        let labels_by_image: HashMap<&str, &str> =
-            data.train.iter().map(|r| (r.image.as_str(), r.id.as_str())).collect();
-        let mut labels: Vec<String> =
-            train_names.iter().map(|n| labels_by_image[n.as_str()].to_string()).collect();
-        let mut images: Vec<ImageRef> =
-            train_names.into_iter().map(|n| ImageRef::new(ImageKind::Train, n)).collect();
+        let (mut labels, mut images) = training_entries(data, train_names);
 
         let uploads_dir = data.root.join(ImageKind::Uploads.as_str());
         let (upload_entries, upload_rows) = embed_uploads(&model, &uploads_dir, confirmed);
@@ -107,7 +100,12 @@ impl Serving {
             .expect("both parts have the embedding's width");
         let gallery = Gallery::new(rows, labels, images, device)?;
         tracing::info!(run_id, n_entries = gallery.len(), dcut, "gallery ready");
-        Ok(Self { run_id: run_id.to_string(), model, dcut, gallery })
+        Ok(Self {
+            run_id: run_id.to_string(),
+            model,
+            dcut,
+            gallery,
+        })
     }
 
     pub fn geometry(&self) -> CropGeometry {
@@ -120,7 +118,11 @@ impl Serving {
     ///
     /// `n` crops to `[n, E]`.
     pub fn embed(&self, crops: &[RgbImage]) -> Array2<f32> {
-        to_array(&embed_crops(&self.model.net, &stack_crops(crops), self.model.device))
+        to_array(&embed_crops(
+            &self.model.net,
+            &stack_crops(crops),
+            self.model.device,
+        ))
     }
 }
 
@@ -142,7 +144,13 @@ impl Gallery {
         for (label, image) in labels.iter().zip(&images) {
             remember_photo(&mut photos, label, image);
         }
-        Ok(Self { index, labels, images, rows: flat, photos })
+        Ok(Self {
+            index,
+            labels,
+            images,
+            rows: flat,
+            photos,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -158,7 +166,12 @@ impl Gallery {
     /// # Errors
     ///
     /// [`IndexError`] for a wrong length or non-finite values.
-    pub fn add(&mut self, label: &str, image: ImageRef, embedding: &[f32]) -> Result<usize, IndexError> {
+    pub fn add(
+        &mut self,
+        label: &str,
+        image: ImageRef,
+        embedding: &[f32],
+    ) -> Result<usize, IndexError> {
         let gallery_idx = self.index.add(embedding)?;
         debug_assert_eq!(gallery_idx, self.labels.len());
         remember_photo(&mut self.photos, label, &image);
@@ -192,6 +205,35 @@ impl Gallery {
     }
 }
 
+/// The calibrated `dcut`, else the one the run trained with, else the
+/// reference's.
+fn serving_dcut(model: &RunModel) -> f32 {
+    let dcut = model.calibrated_dcut().unwrap_or(model.config.dcut);
+    if dcut.is_finite() && dcut > 0.0 {
+        dcut
+    } else {
+        DEFAULT_DCUT
+    }
+}
+
+/// Labels (from `train.csv`) and images of embedded training images.
+fn training_entries(data: &DataSet, names: Vec<String>) -> (Vec<String>, Vec<ImageRef>) {
+    let labels_by_image: HashMap<&str, &str> = data
+        .train
+        .iter()
+        .map(|r| (r.image.as_str(), r.id.as_str()))
+        .collect();
+    let labels = names
+        .iter()
+        .map(|n| labels_by_image[n.as_str()].to_string())
+        .collect();
+    let images = names
+        .into_iter()
+        .map(|n| ImageRef::new(ImageKind::Train, n))
+        .collect();
+    (labels, images)
+}
+
 /// Stacks crops of one size into a batch.
 ///
 /// # Shapes
@@ -202,7 +244,9 @@ pub fn stack_crops(crops: &[RgbImage]) -> Tensor {
         .iter()
         .map(|crop| {
             let (w, h) = crop.dimensions();
-            Tensor::from_slice(crop.as_raw()).view([h as i64, w as i64, 3]).permute([2, 0, 1])
+            Tensor::from_slice(crop.as_raw())
+                .view([h as i64, w as i64, 3])
+                .permute([2, 0, 1])
         })
         .collect();
     Tensor::stack(&planes, 0).contiguous()
@@ -236,7 +280,10 @@ fn embed_training_images(
 ) -> (Vec<String>, Array2<f32>) {
     let requested: Vec<String> = data.train.iter().map(|r| r.image.clone()).collect();
     if let Some(cached) = read_cache(&model.run.root, &requested) {
-        tracing::debug!("gallery embeddings of {} images read from the cache", cached.0.len());
+        tracing::debug!(
+            "gallery embeddings of {} images read from the cache",
+            cached.0.len()
+        );
         on_progress(cached.0.len(), cached.0.len());
         return cached;
     }
@@ -244,7 +291,12 @@ fn embed_training_images(
     for (image, reason) in &embedded.failures {
         tracing::warn!("leaving {image} out of the gallery: {reason}");
     }
-    write_cache(&model.run.root, requested, &embedded.names, &embedded.embeddings);
+    write_cache(
+        &model.run.root,
+        requested,
+        &embedded.names,
+        &embedded.embeddings,
+    );
     (embedded.names, to_array(&embedded.embeddings))
 }
 
@@ -259,14 +311,18 @@ fn embed_uploads(
     let mut entries = Vec::new();
     let mut crops = Vec::new();
     for upload in confirmed {
-        let Some(label) = upload.individual.clone() else { continue };
+        let Some(label) = upload.individual.clone() else {
+            continue;
+        };
         let image = ImageRef::new(ImageKind::Uploads, upload.file.clone());
         match load_upload_crop(uploads_dir, upload, &geometry) {
             Ok(crop) => {
                 entries.push((label, image));
                 crops.push(crop);
             }
-            Err(reason) => tracing::warn!("leaving upload {} out of the gallery: {reason}", upload.id),
+            Err(reason) => {
+                tracing::warn!("leaving upload {} out of the gallery: {reason}", upload.id)
+            }
         }
     }
     let size = model.net.config().embedding_size as usize;
@@ -290,7 +346,10 @@ pub fn load_upload_crop(
 }
 
 fn cache_paths(run_dir: &Path) -> (PathBuf, PathBuf) {
-    (run_dir.join("gallery-cache.json"), run_dir.join("gallery-cache.safetensors"))
+    (
+        run_dir.join("gallery-cache.json"),
+        run_dir.join("gallery-cache.safetensors"),
+    )
 }
 
 /// The cached embeddings, when they were made from the current weights for
@@ -315,13 +374,19 @@ fn read_cache(run_dir: &Path, requested: &[String]) -> Option<(Vec<String>, Arra
 fn write_cache(run_dir: &Path, requested: Vec<String>, embedded: &[String], embeddings: &Tensor) {
     let (names_path, tensor_path) = cache_paths(run_dir);
     let tmp = tensor_path.with_extension("tmp");
-    let names = CacheNames { requested, embedded: embedded.to_vec() };
+    let names = CacheNames {
+        requested,
+        embedded: embedded.to_vec(),
+    };
     let written = Tensor::write_safetensors(&[("embeddings", embeddings)], &tmp)
         .map_err(|e| e.to_string())
         .and_then(|()| std::fs::rename(&tmp, &tensor_path).map_err(|e| e.to_string()))
         .and_then(|()| write_json_atomic(&names_path, &names).map_err(|e| e.to_string()));
     if let Err(error) = written {
-        tracing::warn!("cannot cache the gallery embeddings in {}: {error}", run_dir.display());
+        tracing::warn!(
+            "cannot cache the gallery embeddings in {}: {error}",
+            run_dir.display()
+        );
     }
 }
 
@@ -332,7 +397,9 @@ mod tests {
     fn gallery(labels: &[&str]) -> Gallery {
         let n = labels.len();
         let rows = Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { i as f32 } else { 0.0 });
-        let images = (0..n).map(|i| ImageRef::new(ImageKind::Train, format!("{i}.jpg"))).collect();
+        let images = (0..n)
+            .map(|i| ImageRef::new(ImageKind::Train, format!("{i}.jpg")))
+            .collect();
         let labels = labels.iter().map(|l| l.to_string()).collect();
         Gallery::new(rows, labels, images, Device::Cpu).unwrap()
     }
@@ -354,7 +421,10 @@ mod tests {
         let found = gallery.index.search(query.view(), 1).unwrap();
         assert_eq!(gallery.labels[found[0][0].gallery_idx], "w_c");
         assert_eq!(gallery.photos("w_c"), &[image]);
-        assert_eq!(gallery.rows_from(2).into_raw_vec_and_offset().0, vec![10.0, 5.0]);
+        assert_eq!(
+            gallery.rows_from(2).into_raw_vec_and_offset().0,
+            vec![10.0, 5.0]
+        );
     }
 
     #[test]

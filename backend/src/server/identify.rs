@@ -10,12 +10,12 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::body::Bytes;
 use axum::Json;
 use flukeid_shared::api::{CandidateMatch, IdentifyResponse};
 use flukeid_shared::crop::{BoundingBox, CropGeometry};
@@ -27,7 +27,7 @@ use super::error::AppError;
 use super::images::is_plain_name;
 use super::state::{blocking, AppState};
 use super::uploads::{keep_upload, UploadFacts};
-use super::worker::WorkerError;
+use super::worker::{Match, WorkerError};
 use crate::crop::crop_photo;
 use crate::data::NEW_WHALE;
 use crate::image_io::{decode_bytes, ImageError};
@@ -77,7 +77,8 @@ pub async fn identify(
     State(state): State<Arc<AppState>>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<IdentifyResponse>, AppError> {
-    let multipart = multipart.map_err(|e| AppError::BadRequest(format!("{}; {FORM_HELP}", e.body_text())))?;
+    let multipart =
+        multipart.map_err(|e| AppError::BadRequest(format!("{}; {FORM_HELP}", e.body_text())))?;
     let limit = state.config.max_upload_bytes;
     let form = read_form(multipart, limit).await?;
     let batch = form.batch.clone();
@@ -94,17 +95,24 @@ pub async fn identify(
 
     let found = state.worker.identify(crop).await?;
     let upload_id = store(&state, &prepared, &found.run_id, &found.candidates).await?;
-    let probably_new = found.candidates.first().is_some_and(|c| c.label == NEW_WHALE);
-    let response = IdentifyResponse {
+    let response = answer(upload_id, found, batch);
+    let _ = state.identified.send(Arc::new(response.clone()));
+    tracing::debug!(upload_id, response.probably_new, "identified");
+    Ok(Json(response))
+}
+
+fn answer(upload_id: i64, found: Match, batch: Option<String>) -> IdentifyResponse {
+    let probably_new = found
+        .candidates
+        .first()
+        .is_some_and(|c| c.label == NEW_WHALE);
+    IdentifyResponse {
         upload_id,
         run_id: found.run_id,
         batch,
         candidates: found.candidates,
         probably_new,
-    };
-    let _ = state.identified.send(Arc::new(response.clone()));
-    tracing::debug!(upload_id, probably_new, "identified");
-    Ok(Json(response))
+    }
 }
 
 /// `GET /api/ws/identify[?batch=TAG]`: every identification result (of one
@@ -139,23 +147,33 @@ async fn push_results(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            incoming = socket.recv() => {
-                if !matches!(incoming, Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Binary(_)))) {
-                    break;
-                }
-            }
+            incoming = socket.recv() => if !still_open(&incoming) { break },
             () = state.shutdown_requested() => break,
         }
     }
 }
 
+/// Whether a websocket read leaves the socket open: a message other than
+/// a close frame.
+pub fn still_open(incoming: &Option<Result<Message, axum::Error>>) -> bool {
+    matches!(incoming, Some(Ok(message)) if !matches!(message, Message::Close(_)))
+}
+
 async fn read_form(mut multipart: Multipart, limit: usize) -> Result<Form, AppError> {
     let mut form = Form::default();
-    while let Some(field) = multipart.next_field().await.map_err(|e| form_error(e, limit))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| form_error(e, limit))?
+    {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "photo" | "crop" => {
-                let kind = if name == "crop" { Field::Crop } else { Field::Photo };
+                let kind = if name == "crop" {
+                    Field::Crop
+                } else {
+                    Field::Photo
+                };
                 let bytes = field.bytes().await.map_err(|e| form_error(e, limit))?;
                 set_once(&mut form.image, (kind, bytes), "photo or crop")?;
             }
@@ -167,11 +185,17 @@ async fn read_form(mut multipart: Multipart, limit: usize) -> Result<Form, AppEr
                 let text = field.text().await.map_err(|e| form_error(e, limit))?;
                 set_once(&mut form.batch, check_batch(text)?, "batch")?;
             }
-            other => return Err(AppError::BadRequest(format!("unexpected field {other:?}; {FORM_HELP}"))),
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "unexpected field {other:?}; {FORM_HELP}"
+                )))
+            }
         }
     }
     if form.image.is_none() {
-        return Err(AppError::BadRequest(format!("no photo in the form; {FORM_HELP}")));
+        return Err(AppError::BadRequest(format!(
+            "no photo in the form; {FORM_HELP}"
+        )));
     }
     Ok(form)
 }
@@ -198,36 +222,59 @@ fn form_error(error: MultipartError, limit: usize) -> AppError {
             "the upload is larger than the limit of {limit} bytes; send a smaller photo or a crop"
         ));
     }
-    AppError::BadRequest(format!("the form could not be read ({}); {FORM_HELP}", error.body_text()))
+    AppError::BadRequest(format!(
+        "the form could not be read ({}); {FORM_HELP}",
+        error.body_text()
+    ))
 }
 
 /// Decodes the image, checks the box against it, and crops it with the
 /// serving geometry when there is one.
-fn prepare(form: Form, max_pixels: u64, geometry: Option<CropGeometry>) -> Result<Prepared, AppError> {
+fn prepare(
+    form: Form,
+    max_pixels: u64,
+    geometry: Option<CropGeometry>,
+) -> Result<Prepared, AppError> {
     let (field, bytes) = form.image.expect("read_form checked the image");
     let is_crop = field == Field::Crop;
-    let name = if is_crop { "the uploaded crop" } else { "the uploaded photo" };
+    let name = if is_crop {
+        "the uploaded crop"
+    } else {
+        "the uploaded photo"
+    };
     let image = decode_bytes(&bytes, name, max_pixels).map_err(image_error)?;
     let format = image::guess_format(&bytes).map_err(AppError::internal)?;
     let bbox = match (form.bbox, is_crop) {
         (Some(_), true) => {
-            return Err(AppError::BadRequest("send a box only with a photo; a crop is used whole".into()))
+            return Err(AppError::BadRequest(
+                "send a box only with a photo; a crop is used whole".into(),
+            ))
         }
         (Some(text), false) => Some(parse_box(&text, &image)?),
         (None, _) => None,
     };
-    let crop = geometry.map(|g| cut(&image, bbox, is_crop, &g)).transpose()?;
-    Ok(Prepared { bytes, format, bbox, is_crop, crop })
+    let crop = geometry
+        .map(|g| cut(&image, bbox, is_crop, &g))
+        .transpose()?;
+    Ok(Prepared {
+        bytes,
+        format,
+        bbox,
+        is_crop,
+        crop,
+    })
 }
 
 fn parse_box(text: &str, image: &RgbImage) -> Result<BoundingBox, AppError> {
     let bbox: BoundingBox = serde_json::from_str(text).map_err(|e| {
         AppError::Unprocessable(format!(
-            "box must be JSON like {{\"x0\":10,\"y0\":20,\"x1\":300,\"y1\":120}} in source pixels ({e})"
+            "box must be JSON like {{\"x0\":10,\"y0\":20,\"x1\":300,\"y1\":120}} \
+             in source pixels ({e})"
         ))
     })?;
     let (width, height) = image.dimensions();
-    bbox.validate(width, height).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    bbox.validate(width, height)
+        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
     Ok(bbox)
 }
 
@@ -249,7 +296,8 @@ fn cut(
         }
         return Ok(image.clone());
     }
-    let crop = crop_photo(image, bbox, geometry).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let crop =
+        crop_photo(image, bbox, geometry).map_err(|e| AppError::Unprocessable(e.to_string()))?;
     Ok(crop.image)
 }
 
@@ -278,7 +326,8 @@ async fn store(
     let (dir, catalog) = (state.paths.uploads(), state.catalog.clone());
     let (bytes, format) = (prepared.bytes.clone(), prepared.format);
     blocking(move || {
-        let (id, _) = keep_upload(&dir, &catalog, &bytes, format, facts).map_err(AppError::internal)?;
+        let (id, _) =
+            keep_upload(&dir, &catalog, &bytes, format, facts).map_err(AppError::internal)?;
         Ok(id)
     })
     .await

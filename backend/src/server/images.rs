@@ -55,7 +55,10 @@ impl ImageKind {
 
 impl ImageRef {
     pub fn new(kind: ImageKind, name: impl Into<String>) -> Self {
-        Self { kind, name: name.into() }
+        Self {
+            kind,
+            name: name.into(),
+        }
     }
 
     /// The URL the image is served at.
@@ -91,7 +94,9 @@ pub async fn get_image(
     UrlPath((kind, name)): UrlPath<(String, String)>,
 ) -> Result<Response, AppError> {
     let kind = ImageKind::parse(&kind).ok_or_else(|| {
-        AppError::NotFound(format!("no image kind {kind:?}; use train, test or uploads"))
+        AppError::NotFound(format!(
+            "no image kind {kind:?}; use train, test or uploads"
+        ))
     })?;
     if !is_plain_name(&name) {
         return Err(AppError::BadRequest(format!(
@@ -112,7 +117,9 @@ async fn read_inside(data_dir: &Path, image: &ImageRef) -> Result<Vec<u8>, AppEr
     let folder = tokio::fs::canonicalize(data_dir.join(image.kind.as_str()))
         .await
         .map_err(|_| missing())?;
-    let path = tokio::fs::canonicalize(image.path(data_dir)).await.map_err(|_| missing())?;
+    let path = tokio::fs::canonicalize(image.path(data_dir))
+        .await
+        .map_err(|_| missing())?;
     if !path.starts_with(&folder) || !path.is_file() {
         return Err(missing());
     }
@@ -139,7 +146,16 @@ mod tests {
         for good in ["0a1b2c.jpg", "w_1-x.PNG", "abc"] {
             assert!(is_plain_name(good), "{good}");
         }
-        for bad in ["..", "../etc/passwd", "a/b.jpg", ".hidden", "", "a\\b", "é.jpg", "a b.jpg"] {
+        for bad in [
+            "..",
+            "../etc/passwd",
+            "a/b.jpg",
+            ".hidden",
+            "",
+            "a\\b",
+            "é.jpg",
+            "a b.jpg",
+        ] {
             assert!(!is_plain_name(bad), "{bad}");
         }
         assert!(!is_plain_name(&"a".repeat(MAX_NAME_LEN + 1)));

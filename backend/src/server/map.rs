@@ -53,7 +53,10 @@ pub async fn get_map(State(state): State<Arc<AppState>>) -> Result<Json<MapRespo
         *cached = Some(blocking(move || extend(previous, rows)).await?);
     }
     let projection = cached.as_ref().expect("the projection was just made");
-    Ok(Json(MapResponse { run_id: projection.run_id.clone(), points: projection.points.clone() }))
+    Ok(Json(MapResponse {
+        run_id: projection.run_id.clone(),
+        points: projection.points.clone(),
+    }))
 }
 
 fn changed() -> AppError {
@@ -65,16 +68,22 @@ fn extend(previous: Option<Projection>, rows: GalleryRows) -> Result<Projection,
     let values = rows.rows.mapv(f64::from);
     let mut projection = match previous {
         Some(previous) => previous,
-        None => Projection { run_id: rows.run_id.clone(), pca: fit(&values)?, points: Vec::new() },
+        None => Projection {
+            run_id: rows.run_id.clone(),
+            pca: fit(&values)?,
+            points: Vec::new(),
+        },
     };
     let xy = project(projection.pca.as_ref(), &values);
     let points = rows.labels.into_iter().zip(rows.images).zip(xy.rows());
-    projection.points.extend(points.map(|((label, image), xy)| MapPoint {
-        x: xy[0] as f32,
-        y: xy[1] as f32,
-        label,
-        image: ImageRef::url(&image),
-    }));
+    projection
+        .points
+        .extend(points.map(|((label, image), xy)| MapPoint {
+            x: xy[0] as f32,
+            y: xy[1] as f32,
+            label,
+            image: ImageRef::url(&image),
+        }));
     Ok(projection)
 }
 
@@ -85,7 +94,10 @@ fn fit(values: &Array2<f64>) -> Result<Option<Pca<f64>>, AppError> {
         return Ok(None);
     }
     let dataset = DatasetBase::from(values.clone());
-    Pca::params(2).fit(&dataset).map(Some).map_err(AppError::internal)
+    Pca::params(2)
+        .fit(&dataset)
+        .map(Some)
+        .map_err(AppError::internal)
 }
 
 /// Coordinates on the first two components; a gallery with less spread
@@ -100,7 +112,8 @@ fn project(pca: Option<&Pca<f64>>, values: &Array2<f64>) -> Array2<f64> {
     if let Some(pca) = pca {
         let found = pca.predict(values);
         let n_found = found.ncols().min(2);
-        xy.slice_mut(ndarray::s![.., ..n_found]).assign(&found.slice(ndarray::s![.., ..n_found]));
+        xy.slice_mut(ndarray::s![.., ..n_found])
+            .assign(&found.slice(ndarray::s![.., ..n_found]));
     }
     xy
 }
@@ -117,7 +130,9 @@ mod tests {
             from: 0,
             rows: Array2::from_shape_vec((n, dim), values).unwrap(),
             labels: (0..n).map(|i| format!("w_{i}")).collect(),
-            images: (0..n).map(|i| ImageRef::new(ImageKind::Train, format!("{i}.jpg"))).collect(),
+            images: (0..n)
+                .map(|i| ImageRef::new(ImageKind::Train, format!("{i}.jpg")))
+                .collect(),
         }
     }
 
@@ -129,7 +144,10 @@ mod tests {
         let projection = extend(None, rows("run-0001", values, 4)).unwrap();
         let xs: Vec<f32> = projection.points.iter().map(|p| p.x).collect();
         for pair in xs.windows(2) {
-            assert!(((pair[1] - pair[0]).abs() - 2f32.sqrt()).abs() < 1e-3, "{xs:?}");
+            assert!(
+                ((pair[1] - pair[0]).abs() - 2f32.sqrt()).abs() < 1e-3,
+                "{xs:?}"
+            );
         }
         assert!(projection.points.iter().all(|p| p.y.abs() < 1e-3));
     }

@@ -11,8 +11,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use flukeid_shared::api::{
-    ConfirmRequest, ConfirmResponse, IndividualDetail, IndividualSummary, Sighting,
-    UploadRecord, UploadStatus,
+    ConfirmRequest, ConfirmResponse, IndividualDetail, IndividualSummary, Sighting, UploadRecord,
+    UploadStatus,
 };
 use serde::Deserialize;
 
@@ -75,12 +75,20 @@ pub async fn confirm_upload(
 
     let catalog = state.catalog.clone();
     let (confirmed, upload) = blocking(move || {
-        let confirmed = catalog.confirm(upload_id, &verdict).map_err(confirm_error)?;
-        let upload = catalog.upload(upload_id)?.expect("a confirmed upload exists");
+        let confirmed = catalog
+            .confirm(upload_id, &verdict)
+            .map_err(confirm_error)?;
+        let upload = catalog
+            .upload(upload_id)?
+            .expect("a confirmed upload exists");
         Ok((confirmed, upload))
     })
     .await?;
-    tracing::info!(upload_id, individual = confirmed.individual, "upload confirmed");
+    tracing::info!(
+        upload_id,
+        individual = confirmed.individual,
+        "upload confirmed"
+    );
 
     let added_to_gallery = add_to_gallery(&state, &confirmed.individual, upload).await;
     Ok(Json(ConfirmResponse {
@@ -115,15 +123,25 @@ pub async fn individual_detail(
     let catalog = state.catalog.clone();
     let key = id.clone();
     let found = blocking(move || {
-        let Some(images) = catalog.individual_images(&key)? else { return Ok(None) };
+        let Some(images) = catalog.individual_images(&key)? else {
+            return Ok(None);
+        };
         Ok(Some((images, catalog.sightings(Some(&key))?)))
     })
     .await?;
     let (images, sightings) =
         found.ok_or_else(|| AppError::NotFound(format!("there is no individual {id}")))?;
     let sightings: Vec<Sighting> = sightings.into_iter().map(sighting).collect();
-    let photos = images.iter().map(ImageRef::url).chain(sightings.iter().map(|s| s.image.clone())).collect();
-    Ok(Json(IndividualDetail { id, photos, sightings }))
+    let photos = images
+        .iter()
+        .map(ImageRef::url)
+        .chain(sightings.iter().map(|s| s.image.clone()))
+        .collect();
+    Ok(Json(IndividualDetail {
+        id,
+        photos,
+        sightings,
+    }))
 }
 
 /// `GET /api/admin/sightings.csv`: every sighting, oldest first, with the
@@ -138,18 +156,23 @@ pub async fn sightings_csv(State(state): State<Arc<AppState>>) -> Result<Respons
     let mut csv = String::from("sighting_id,individual,upload_id,image,sighted_at\n");
     for row in rows {
         let image = ImageRef::new(ImageKind::Uploads, row.file).url();
-        let (id, individual, upload_id, when) = (row.id, row.individual, row.upload_id, row.sighted_utc);
+        let (id, individual, upload_id, when) =
+            (row.id, row.individual, row.upload_id, row.sighted_utc);
         csv.push_str(&format!("{id},{individual},{upload_id},{image},{when}\n"));
     }
     let headers = [
         (header::CONTENT_TYPE, "text/csv"),
-        (header::CONTENT_DISPOSITION, "attachment; filename=\"sightings.csv\""),
+        (
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"sightings.csv\"",
+        ),
     ];
     Ok((headers, csv).into_response())
 }
 
 fn parse_upload_id(text: &str) -> Result<i64, AppError> {
-    text.parse().map_err(|_| AppError::NotFound(format!("there is no upload {text:?}")))
+    text.parse()
+        .map_err(|_| AppError::NotFound(format!("there is no upload {text:?}")))
 }
 
 fn verdict(request: ConfirmRequest) -> Result<Verdict, AppError> {
@@ -179,15 +202,23 @@ fn confirm_error(error: ConfirmError) -> AppError {
 /// added now (it joins the gallery when the next serving run loads).
 async fn add_to_gallery(state: &Arc<AppState>, individual: &str, upload: UploadRow) -> bool {
     let path = state.paths.uploads().join(&upload.file);
-    let photo = match blocking(move || decode_file(&path, DEFAULT_MAX_PIXELS).map_err(AppError::internal)).await {
-        Ok(photo) => photo,
-        Err(error) => {
-            tracing::warn!("cannot read upload {} for the gallery: {error}", upload.id);
-            return false;
-        }
-    };
+    let photo =
+        match blocking(move || decode_file(&path, DEFAULT_MAX_PIXELS).map_err(AppError::internal))
+            .await
+        {
+            Ok(photo) => photo,
+            Err(error) => {
+                tracing::warn!("cannot read upload {} for the gallery: {error}", upload.id);
+                return false;
+            }
+        };
     let image = ImageRef::new(ImageKind::Uploads, upload.file);
-    let entry = NewEntry { label: individual.to_string(), image, photo, bbox: upload.bbox };
+    let entry = NewEntry {
+        label: individual.to_string(),
+        image,
+        photo,
+        bbox: upload.bbox,
+    };
     state.worker.add(entry).await
 }
 
@@ -221,12 +252,26 @@ mod tests {
 
     #[test]
     fn a_verdict_is_one_individual_or_a_new_one() {
-        let known = ConfirmRequest { individual: Some("w_1".into()), new_individual: false };
+        let known = ConfirmRequest {
+            individual: Some("w_1".into()),
+            new_individual: false,
+        };
         assert_eq!(verdict(known).unwrap(), Verdict::Known("w_1".into()));
-        let new = ConfirmRequest { individual: None, new_individual: true };
+        let new = ConfirmRequest {
+            individual: None,
+            new_individual: true,
+        };
         assert_eq!(verdict(new).unwrap(), Verdict::NewIndividual);
-        assert!(verdict(ConfirmRequest { individual: Some("w_1".into()), new_individual: true }).is_err());
+        assert!(verdict(ConfirmRequest {
+            individual: Some("w_1".into()),
+            new_individual: true
+        })
+        .is_err());
         assert!(verdict(ConfirmRequest::default()).is_err());
-        assert!(verdict(ConfirmRequest { individual: Some(NEW_WHALE.into()), new_individual: false }).is_err());
+        assert!(verdict(ConfirmRequest {
+            individual: Some(NEW_WHALE.into()),
+            new_individual: false
+        })
+        .is_err());
     }
 }

@@ -35,12 +35,17 @@ use crate::workflow::{self, Calibration, RunModel, WorkflowError};
 /// # Errors
 ///
 /// 500 when the catalogue cannot be read.
-pub async fn list_runs(State(state): State<Arc<AppState>>) -> Result<Json<Vec<RunSummary>>, AppError> {
+pub async fn list_runs(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Vec<RunSummary>>, AppError> {
     let serving = state.worker.view().serving.map(|s| s.run_id);
     let (catalog, paths) = (state.catalog.clone(), state.paths.clone());
     let runs = blocking(move || {
         let rows = catalog.runs()?;
-        Ok(rows.into_iter().map(|row| summarise(&paths, row, serving.as_deref())).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| summarise(&paths, row, serving.as_deref()))
+            .collect())
     })
     .await?;
     Ok(Json(runs))
@@ -58,7 +63,11 @@ pub async fn serve_run(
 ) -> Result<(StatusCode, Json<JobStarted>), AppError> {
     find_run(&state, &run_id).await?;
     let run_dir = check_servable(&state, &run_id)?;
-    state.worker.load(LoadRequest { run_id: run_id.clone(), run_dir, data: state.data.clone() });
+    state.worker.load(LoadRequest {
+        run_id: run_id.clone(),
+        run_dir,
+        data: state.data.clone(),
+    });
     let message = format!("loading {run_id}; GET /api/status shows when it serves");
     Ok((StatusCode::ACCEPTED, Json(JobStarted { run_id, message })))
 }
@@ -99,9 +108,17 @@ pub async fn validate_run(
     }
     let table = table
         .into_iter()
-        .map(|e| DcutScore { dcut: e.dcut, map5: e.map5, new_whale_first: e.new_whale_first })
+        .map(|e| DcutScore {
+            dcut: e.dcut,
+            map5: e.map5,
+            new_whale_first: e.new_whale_first,
+        })
         .collect();
-    Ok(Json(ValidateResponse { run_id, table, calibrated_dcut: calibrated }))
+    Ok(Json(ValidateResponse {
+        run_id,
+        table,
+        calibrated_dcut: calibrated,
+    }))
 }
 
 /// `GET /api/admin/runs/{id}/submission.csv`: the run's predictions for the
@@ -120,7 +137,13 @@ pub async fn submission(
     let (data, device) = (state.data.clone(), state.config.device);
     let csv = blocking(move || {
         let out = run_dir.join("submission.csv");
-        if !is_fresh(&out, &[&run_dir.join(WEIGHTS_FILE), &run_dir.join("calibration.json")]) {
+        if !is_fresh(
+            &out,
+            &[
+                &run_dir.join(WEIGHTS_FILE),
+                &run_dir.join("calibration.json"),
+            ],
+        ) {
             let model = RunModel::open(&run_dir, device).map_err(workflow_error)?;
             let dcut = model.calibrated_dcut().unwrap_or(model.config.dcut);
             workflow::submit(&model, &data, dcut, &out, &mut |_, _| {}).map_err(workflow_error)?;
@@ -129,7 +152,10 @@ pub async fn submission(
     })
     .await?;
     let disposition = format!("attachment; filename=\"{run_id}-submission.csv\"");
-    let headers = [(header::CONTENT_TYPE, "text/csv".to_string()), (header::CONTENT_DISPOSITION, disposition)];
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv".to_string()),
+        (header::CONTENT_DISPOSITION, disposition),
+    ];
     Ok((headers, csv).into_response())
 }
 
@@ -144,7 +170,11 @@ pub async fn find_run(state: &Arc<AppState>, run_id: &str) -> Result<RunRow, App
     let id = run_id.to_string();
     blocking(move || catalog.run(&id).map_err(AppError::from))
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("there is no run {run_id}; GET /api/admin/runs lists them")))
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "there is no run {run_id}; GET /api/admin/runs lists them"
+            ))
+        })
 }
 
 /// Checks that a run id can name a folder.
@@ -154,7 +184,9 @@ pub async fn find_run(state: &Arc<AppState>, run_id: &str) -> Result<RunRow, App
 /// 400 otherwise.
 pub fn check_run_id(run_id: &str) -> Result<(), AppError> {
     if !is_plain_name(run_id) {
-        return Err(AppError::BadRequest(format!("{run_id:?} is not a run id like run-0001")));
+        return Err(AppError::BadRequest(format!(
+            "{run_id:?} is not a run id like run-0001"
+        )));
     }
     Ok(())
 }
@@ -177,14 +209,17 @@ pub fn next_run_id(paths: &DataPaths, catalog: &Catalog) -> Result<String, AppEr
 
 /// Run folders in `runs/` (those with a config), and whether each finished.
 pub fn runs_on_disk(runs_dir: &Path) -> Vec<(String, bool)> {
-    let Ok(entries) = std::fs::read_dir(runs_dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return Vec::new();
+    };
     let mut runs: Vec<(String, bool)> = entries
         .filter_map(Result::ok)
         .filter(|entry| entry.path().join("config.json").is_file())
         .filter_map(|entry| entry.file_name().into_string().ok())
         .filter(|name| is_plain_name(name))
         .map(|name| {
-            let state: Option<TrainState> = read_json(&RunDir::new(&runs_dir.join(&name)).state()).ok();
+            let state: Option<TrainState> =
+                read_json(&RunDir::new(&runs_dir.join(&name)).state()).ok();
             let finished = state.is_some_and(|s| s.finished);
             (name, finished)
         })
@@ -195,13 +230,20 @@ pub fn runs_on_disk(runs_dir: &Path) -> Vec<(String, bool)> {
 
 /// Every event in a run's `history.jsonl`; unreadable lines are skipped.
 pub fn read_history(run_dir: &Path) -> Vec<TrainEvent> {
-    let Ok(text) = std::fs::read_to_string(RunDir::new(run_dir).history()) else { return Vec::new() };
-    text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+    let Ok(text) = std::fs::read_to_string(RunDir::new(run_dir).history()) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }
 
 /// A backbone's name as the JSON API spells it.
 pub fn backbone_name(backbone: Backbone) -> String {
-    serde_json::to_value(backbone).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(backbone)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn summarise(paths: &DataPaths, row: RunRow, serving: Option<&str>) -> RunSummary {
@@ -209,10 +251,13 @@ fn summarise(paths: &DataPaths, row: RunRow, serving: Option<&str>) -> RunSummar
     let config: Option<TrainConfig> = read_json(&run.config()).ok();
     let state: Option<TrainState> = read_json(&run.state()).ok();
     let calibration: Option<Calibration> = read_json(&run.calibration()).ok();
-    let val_map5 = read_history(&run.root).into_iter().rev().find_map(|event| match event {
-        TrainEvent::Epoch(epoch) => Some(epoch.val_map5),
-        _ => None,
-    });
+    let val_map5 = read_history(&run.root)
+        .into_iter()
+        .rev()
+        .find_map(|event| match event {
+            TrainEvent::Epoch(epoch) => Some(epoch.val_map5),
+            _ => None,
+        });
     RunSummary {
         serving: serving == Some(row.id.as_str()),
         id: row.id,
@@ -236,7 +281,9 @@ fn has_model(run_dir: &Path) -> bool {
 /// The run's folder, when it has weights and is not training.
 fn check_servable(state: &AppState, run_id: &str) -> Result<std::path::PathBuf, AppError> {
     if state.jobs.is_training(run_id) {
-        return Err(AppError::Conflict(format!("{run_id} is still training; stop it or wait for it to end")));
+        return Err(AppError::Conflict(format!(
+            "{run_id} is still training; stop it or wait for it to end"
+        )));
     }
     let run_dir = state.paths.run(run_id);
     if !has_model(&run_dir) {
@@ -249,10 +296,13 @@ fn check_servable(state: &AppState, run_id: &str) -> Result<std::path::PathBuf, 
 
 fn check_validate_request(request: &ValidateRequest) -> Result<(), AppError> {
     if let Some(dcut) = request.dcut.filter(|d| !(d.is_finite() && *d > 0.0)) {
-        return Err(AppError::Unprocessable(format!("dcut must be a positive number, not {dcut}")));
+        return Err(AppError::Unprocessable(format!(
+            "dcut must be a positive number, not {dcut}"
+        )));
     }
     if let Some(sweep) = request.sweep {
-        let ordered = sweep.lo.is_finite() && sweep.hi.is_finite() && 0.0 < sweep.lo && sweep.lo <= sweep.hi;
+        let ordered =
+            sweep.lo.is_finite() && sweep.hi.is_finite() && 0.0 < sweep.lo && sweep.lo <= sweep.hi;
         if !ordered || sweep.n == 0 || sweep.n > 1000 {
             return Err(AppError::Unprocessable(
                 "the sweep needs 0 < lo <= hi and between 1 and 1000 values (n)".into(),
@@ -274,8 +324,13 @@ fn workflow_error(error: WorkflowError) -> AppError {
 /// Whether `out` exists and is newer than each of `inputs` that exists.
 fn is_fresh(out: &Path, inputs: &[&Path]) -> bool {
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let Some(written) = modified(out) else { return false };
-    inputs.iter().filter_map(|path| modified(path)).all(|input: SystemTime| input <= written)
+    let Some(written) = modified(out) else {
+        return false;
+    };
+    inputs
+        .iter()
+        .filter_map(|path| modified(path))
+        .all(|input: SystemTime| input <= written)
 }
 
 #[cfg(test)]
@@ -289,24 +344,39 @@ mod tests {
         let paths = DataPaths::new(dir.path());
         let catalog = Catalog::in_memory().unwrap();
         assert_eq!(next_run_id(&paths, &catalog).unwrap(), "run-0001");
-        catalog.insert_run("run-0003", RunState::Finished, "").unwrap();
+        catalog
+            .insert_run("run-0003", RunState::Finished, "")
+            .unwrap();
         std::fs::create_dir_all(paths.run("run-0007")).unwrap();
         std::fs::write(paths.run("run-0007").join("config.json"), "{}").unwrap();
         assert_eq!(next_run_id(&paths, &catalog).unwrap(), "run-0008");
-        assert_eq!(runs_on_disk(&paths.runs()), vec![("run-0007".to_string(), false)]);
+        assert_eq!(
+            runs_on_disk(&paths.runs()),
+            vec![("run-0007".to_string(), false)]
+        );
     }
 
     #[test]
     fn sweeps_must_be_ordered_and_bounded() {
-        let sweep = |lo, hi, n| ValidateRequest { dcut: None, sweep: Some(flukeid_shared::api::DcutSweep { lo, hi, n }) };
+        let sweep = |lo, hi, n| ValidateRequest {
+            dcut: None,
+            sweep: Some(flukeid_shared::api::DcutSweep { lo, hi, n }),
+        };
         assert!(check_validate_request(&sweep(0.5, 4.0, 20)).is_ok());
         assert!(check_validate_request(&sweep(4.0, 0.5, 20)).is_err());
         assert!(check_validate_request(&sweep(0.5, 4.0, 0)).is_err());
-        assert!(check_validate_request(&ValidateRequest { dcut: Some(-1.0), sweep: None }).is_err());
+        assert!(check_validate_request(&ValidateRequest {
+            dcut: Some(-1.0),
+            sweep: None
+        })
+        .is_err());
     }
 
     #[test]
     fn backbones_are_named_as_in_configs() {
-        assert_eq!(backbone_name(Backbone::EfficientnetLite0), "efficientnet_lite0");
+        assert_eq!(
+            backbone_name(Backbone::EfficientnetLite0),
+            "efficientnet_lite0"
+        );
     }
 }

@@ -45,7 +45,14 @@ pub struct Parts {
 
 impl AppState {
     pub fn new(parts: Parts) -> Self {
-        let Parts { config, data, catalog, token, worker, jobs } = parts;
+        let Parts {
+            config,
+            data,
+            catalog,
+            token,
+            worker,
+            jobs,
+        } = parts;
         Self {
             paths: DataPaths::new(&config.data_dir),
             config,

@@ -13,5 +13,9 @@ use super::state::AppState;
 /// `GET /api/status`.
 pub async fn status(State(state): State<Arc<AppState>>) -> Json<StatusResponse> {
     let view = state.worker.view();
-    Json(StatusResponse { model: view.status, serving: view.serving, training: state.jobs.status() })
+    Json(StatusResponse {
+        model: view.status,
+        serving: view.serving,
+        training: state.jobs.status(),
+    })
 }

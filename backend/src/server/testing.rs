@@ -27,12 +27,17 @@ pub const BOUNDARY: &str = "flukeid-test-boundary";
 
 /// A JPEG of `width x height` with a gradient.
 pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    encode(&RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 90])), ImageFormat::Jpeg)
+    encode(
+        &RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 90])),
+        ImageFormat::Jpeg,
+    )
 }
 
 pub fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
     let mut bytes = Vec::new();
-    image.write_to(&mut Cursor::new(&mut bytes), format).expect("encoding to memory works");
+    image
+        .write_to(&mut Cursor::new(&mut bytes), format)
+        .expect("encoding to memory works");
     bytes
 }
 
@@ -55,7 +60,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -65,9 +74,16 @@ fn crc32(bytes: &[u8]) -> u32 {
 pub fn write_data_set(dir: &Path) {
     std::fs::create_dir_all(dir.join("train")).unwrap();
     let mut csv = String::from("Image,Id\n");
-    for (idx, id) in ["w_aaaaaaa", "w_aaaaaaa", "w_bbbbbbb", "new_whale"].iter().enumerate() {
+    for (idx, id) in ["w_aaaaaaa", "w_aaaaaaa", "w_bbbbbbb", "new_whale"]
+        .iter()
+        .enumerate()
+    {
         let name = format!("{idx}.jpg");
-        std::fs::write(dir.join("train").join(&name), jpeg(120 + 10 * idx as u32, 60)).unwrap();
+        std::fs::write(
+            dir.join("train").join(&name),
+            jpeg(120 + 10 * idx as u32, 60),
+        )
+        .unwrap();
         csv.push_str(&format!("{name},{id}\n"));
     }
     std::fs::write(dir.join("train.csv"), csv).unwrap();
@@ -87,13 +103,19 @@ pub fn write_serving_run(dir: &Path, run_id: &str) {
         hidden_size: 32,
         ..ModelConfig::default()
     };
-    let config = TrainConfig { model: model.clone(), pretrained: false, ..TrainConfig::default() };
+    let config = TrainConfig {
+        model: model.clone(),
+        pretrained: false,
+        ..TrainConfig::default()
+    };
     let vs = VarStore::new(Device::Cpu);
     let _net = EmbeddingNet::new(&vs.root(), &model);
     save_model(&vs, &model, &run_dir).unwrap();
     write_json_atomic(&run_dir.join("config.json"), &config).unwrap();
     let catalog = Catalog::open(&paths.catalog()).unwrap();
-    catalog.insert_run(run_id, flukeid_shared::api::RunState::Finished, "").unwrap();
+    catalog
+        .insert_run(run_id, flukeid_shared::api::RunState::Finished, "")
+        .unwrap();
     catalog.set_serving_run(run_id).unwrap();
 }
 
@@ -126,9 +148,8 @@ pub async fn until_ready(app: &Router) {
 pub fn form(fields: &[(&str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
     for (name, bytes) in fields {
-        let head = format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.bin\"\r\n\r\n"
-        );
+        let disposition = format!("form-data; name=\"{name}\"; filename=\"{name}.bin\"");
+        let head = format!("--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n");
         body.extend_from_slice(head.as_bytes());
         body.extend_from_slice(bytes);
         body.extend_from_slice(b"\r\n");
@@ -141,7 +162,10 @@ pub fn identify_request(fields: &[(&str, &[u8])]) -> Request<Body> {
     Request::builder()
         .method(Method::POST)
         .uri("/api/identify")
-        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
         .body(Body::from(form(fields)))
         .unwrap()
 }
@@ -156,14 +180,19 @@ pub fn admin(method: Method, uri: &str, token: Option<&str>, body: &str) -> Requ
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
+    request
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 /// Sends a request through the router and returns status and body.
 pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Vec<u8>) {
     let response: Response<Body> = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
     (status, body.to_vec())
 }
 

@@ -21,8 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use flukeid_shared::api::{
-    JobKind, JobStarted, LrFindStatus, LrSweep, RunState, TrainEvent, TrainHistory,
-    TrainingStatus,
+    JobKind, JobStarted, LrFindStatus, LrSweep, RunState, TrainEvent, TrainHistory, TrainingStatus,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -33,6 +32,7 @@ use super::admin::bearer;
 use super::catalog::Catalog;
 use super::config::DataPaths;
 use super::error::AppError;
+use super::identify::still_open;
 use super::runs::{check_run_id, next_run_id, read_history};
 use super::state::{blocking, AppState};
 use crate::data::DataSet;
@@ -142,9 +142,12 @@ impl Jobs {
     /// 409 when no job runs.
     pub fn stop(&self) -> Result<String, AppError> {
         let current = self.lock();
-        let job = current.as_ref().filter(|job| !job.thread.is_finished()).ok_or_else(|| {
-            AppError::Conflict("no training job or learning-rate sweep is running".into())
-        })?;
+        let job = current
+            .as_ref()
+            .filter(|job| !job.thread.is_finished())
+            .ok_or_else(|| {
+                AppError::Conflict("no training job or learning-rate sweep is running".into())
+            })?;
         job.stop.store(true, Ordering::SeqCst);
         Ok(job.run_id.clone())
     }
@@ -160,7 +163,9 @@ impl Jobs {
 
     /// Whether `run_id` is being trained now.
     pub fn is_training(&self, run_id: &str) -> bool {
-        self.lock().as_ref().is_some_and(|job| job.run_id == run_id && self.feed.is_running(job))
+        self.lock()
+            .as_ref()
+            .is_some_and(|job| job.run_id == run_id && self.feed.is_running(job))
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Job>> {
@@ -186,7 +191,11 @@ impl Jobs {
             .name(format!("flukeid-{run_id}"))
             .spawn(move || work(&flag))
             .map_err(AppError::internal)?;
-        if let Some(finished) = current.replace(Job { run_id, stop, thread }) {
+        if let Some(finished) = current.replace(Job {
+            run_id,
+            stop,
+            thread,
+        }) {
             let _ = finished.thread.join();
         }
         Ok(())
@@ -206,7 +215,10 @@ fn busy(current: &Option<Job>, feed: &Feed) -> Result<(), AppError> {
 
 impl Feed {
     fn new() -> Self {
-        Self { state: Mutex::new(FeedState::default()), sender: broadcast::channel(FEED_CAPACITY).0 }
+        Self {
+            state: Mutex::new(FeedState::default()),
+            sender: broadcast::channel(FEED_CAPACITY).0,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, FeedState> {
@@ -216,7 +228,11 @@ impl Feed {
     /// Starts the history of a run afresh, from `events`.
     pub fn begin(&self, run_id: &str, kind: Option<JobKind>, events: Vec<TrainEvent>) {
         let mut state = self.lock();
-        *state = FeedState { run_id: Some(run_id.to_string()), kind, events };
+        *state = FeedState {
+            run_id: Some(run_id.to_string()),
+            kind,
+            events,
+        };
     }
 
     /// Appends an event and sends it to subscribers.
@@ -231,7 +247,13 @@ impl Feed {
     pub fn subscribe(&self) -> (TrainHistory, broadcast::Receiver<TrainEvent>) {
         let state = self.lock();
         let receiver = self.sender.subscribe();
-        (TrainHistory { run_id: state.run_id.clone(), events: state.events.clone() }, receiver)
+        (
+            TrainHistory {
+                run_id: state.run_id.clone(),
+                events: state.events.clone(),
+            },
+            receiver,
+        )
     }
 
     /// Whether `job` still runs: its thread is alive and, for training,
@@ -243,11 +265,20 @@ impl Feed {
         }
         let state = self.lock();
         let ended = state.run_id.as_deref() == Some(job.run_id.as_str())
-            && state.events.iter().rev().find_map(|event| match event {
-                TrainEvent::State { state, .. } => Some(*state),
-                _ => None,
-            })
-            .is_some_and(|state| matches!(state, RunState::Finished | RunState::Stopped | RunState::Failed));
+            && state
+                .events
+                .iter()
+                .rev()
+                .find_map(|event| match event {
+                    TrainEvent::State { state, .. } => Some(*state),
+                    _ => None,
+                })
+                .is_some_and(|state| {
+                    matches!(
+                        state,
+                        RunState::Finished | RunState::Stopped | RunState::Failed
+                    )
+                });
         !ended
     }
 
@@ -264,9 +295,15 @@ impl Feed {
         let mut seen_state = false;
         for event in events {
             match event {
-                TrainEvent::Step(step) if status.last_step.is_none() => status.last_step = Some(step.clone()),
-                TrainEvent::Epoch(epoch) if status.last_epoch.is_none() => status.last_epoch = Some(epoch.clone()),
-                TrainEvent::State { state, .. } if !seen_state => (status.state, seen_state) = (*state, true),
+                TrainEvent::Step(step) if status.last_step.is_none() => {
+                    status.last_step = Some(step.clone())
+                }
+                TrainEvent::Epoch(epoch) if status.last_epoch.is_none() => {
+                    status.last_epoch = Some(epoch.clone())
+                }
+                TrainEvent::State { state, .. } if !seen_state => {
+                    (status.state, seen_state) = (*state, true)
+                }
                 _ => {}
             }
         }
@@ -309,7 +346,9 @@ pub async fn start_training(
     let context = state.jobs.context.clone();
     let run_id = blocking(move || {
         let run_id = next_run_id(&context.paths, &context.catalog)?;
-        context.catalog.insert_run(&run_id, RunState::Preparing, "queued")?;
+        context
+            .catalog
+            .insert_run(&run_id, RunState::Preparing, "queued")?;
         Ok(run_id)
     })
     .await?;
@@ -335,7 +374,9 @@ pub async fn resume_training(
 ) -> Result<(StatusCode, Json<JobStarted>), AppError> {
     let run = super::runs::find_run(&state, &run_id).await?;
     if run.state == RunState::Finished {
-        return Err(AppError::Conflict(format!("{run_id} has finished; start a new run instead")));
+        return Err(AppError::Conflict(format!(
+            "{run_id} has finished; start a new run instead"
+        )));
     }
     launch_training(&state, run_id.clone(), Start::Resume)?;
     let message = format!("resuming {run_id}; follow it on /api/ws/train");
@@ -354,7 +395,10 @@ pub async fn stop_training(
     let run_id = state.jobs.stop()?;
     if run_id != LR_FIND_ID {
         let message = "stopping after the current step; a checkpoint is written first".to_string();
-        let event = TrainEvent::State { state: RunState::Stopping, message: message.clone() };
+        let event = TrainEvent::State {
+            state: RunState::Stopping,
+            message: message.clone(),
+        };
         let (context, feed) = (state.jobs.context.clone(), state.jobs.feed.clone());
         let id = run_id.clone();
         blocking(move || {
@@ -395,12 +439,23 @@ pub async fn start_lr_find(
     state.jobs.check_idle()?;
     launch_lr_find(&state, config, sweep)?;
     let message = "sweeping; GET /api/admin/lr-find shows the curve".to_string();
-    Ok((StatusCode::ACCEPTED, Json(JobStarted { run_id: LR_FIND_ID.into(), message })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(JobStarted {
+            run_id: LR_FIND_ID.into(),
+            message,
+        }),
+    ))
 }
 
 /// `GET /api/admin/lr-find`: the latest sweep's curve and suggestion.
 pub async fn lr_find_status(State(state): State<Arc<AppState>>) -> Json<LrFindStatus> {
-    let status = state.jobs.lr_find.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let status = state
+        .jobs
+        .lr_find
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     Json(status)
 }
 
@@ -428,7 +483,10 @@ pub async fn train_socket(
 async fn stream_training(mut socket: WebSocket, state: Arc<AppState>, authorised: bool) {
     if !authorised && !token_message(&mut socket, &state).await {
         let reason = "send the admin token as the first message or as ?token=";
-        let frame = CloseFrame { code: 1008, reason: reason.into() };
+        let frame = CloseFrame {
+            code: 1008,
+            reason: reason.into(),
+        };
         let _ = socket.send(Message::Close(Some(frame))).await;
         return;
     }
@@ -445,7 +503,7 @@ async fn stream_training(mut socket: WebSocket, state: Arc<AppState>, authorised
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            incoming = socket.recv() => if !matches!(incoming, Some(Ok(_))) || matches!(incoming, Some(Ok(Message::Close(_)))) { break },
+            incoming = socket.recv() => if !still_open(&incoming) { break },
             () = state.shutdown_requested() => break,
         }
     }
@@ -454,7 +512,8 @@ async fn stream_training(mut socket: WebSocket, state: Arc<AppState>, authorised
 /// Reads the token from the first message: the bare token or
 /// `{"token": "..."}`.
 async fn token_message(socket: &mut WebSocket, state: &AppState) -> bool {
-    let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(TOKEN_WAIT, socket.recv()).await else {
+    let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(TOKEN_WAIT, socket.recv()).await
+    else {
         return false;
     };
     let text = text.as_str().trim();
@@ -465,7 +524,10 @@ async fn token_message(socket: &mut WebSocket, state: &AppState) -> bool {
     state.token.matches(&token)
 }
 
-async fn send_json<T: serde::Serialize>(socket: &mut WebSocket, value: &T) -> Result<(), axum::Error> {
+async fn send_json<T: serde::Serialize>(
+    socket: &mut WebSocket,
+    value: &T,
+) -> Result<(), axum::Error> {
     let json = serde_json::to_string(value).expect("feed messages serialise");
     socket.send(Message::Text(json.into())).await
 }
@@ -474,7 +536,9 @@ fn launch_training(state: &Arc<AppState>, run_id: String, start: Start) -> Resul
     check_run_id(&run_id)?;
     let (context, feed) = (state.jobs.context.clone(), state.jobs.feed.clone());
     let id = run_id.clone();
-    state.jobs.spawn(run_id, move |stop| train_job(&context, &feed, &id, start, stop))
+    state.jobs.spawn(run_id, move |stop| {
+        train_job(&context, &feed, &id, start, stop)
+    })
 }
 
 fn train_job(context: &JobContext, feed: &Feed, run_id: &str, start: Start, stop: &AtomicBool) {
@@ -489,7 +553,15 @@ fn train_job(context: &JobContext, feed: &Feed, run_id: &str, start: Start, stop
         return context.record(feed, run_id, failed(message), false);
     }
     let message = "decoding crops and building the model".to_string();
-    context.record(feed, run_id, TrainEvent::State { state: RunState::Preparing, message }, true);
+    context.record(
+        feed,
+        run_id,
+        TrainEvent::State {
+            state: RunState::Preparing,
+            message,
+        },
+        true,
+    );
 
     match run_trainer(context, feed, run_id, &run_dir, start, stop) {
         Ok(Outcome::Finished) => tracing::info!(run_id, "training finished"),
@@ -517,18 +589,35 @@ fn run_trainer(
         tracing::warn!(run_id, "skipped {image}: {reason}");
     }
     // The trainer appends its own events to history.jsonl.
-    trainer.run(&mut |event| context.record(feed, run_id, event.clone(), false), stop)
+    trainer.run(
+        &mut |event| context.record(feed, run_id, event.clone(), false),
+        stop,
+    )
 }
 
-fn launch_lr_find(state: &Arc<AppState>, config: TrainConfig, sweep: LrSweep) -> Result<(), AppError> {
+fn launch_lr_find(
+    state: &Arc<AppState>,
+    config: TrainConfig,
+    sweep: LrSweep,
+) -> Result<(), AppError> {
     let context = state.jobs.context.clone();
     let (feed, status) = (state.jobs.feed.clone(), state.jobs.lr_find.clone());
-    state.jobs.spawn(LR_FIND_ID.into(), move |stop| {
+    // Reset before the thread starts, so that a client polling at once never
+    // reads the previous sweep's outcome.
+    set_lr_status(
+        &status,
+        RunState::Preparing,
+        "decoding crops and building the model",
+    );
+    let thread_status = status.clone();
+    let spawned = state.jobs.spawn(LR_FIND_ID.into(), move |stop| {
         feed.begin(LR_FIND_ID, Some(JobKind::LrFind), Vec::new());
-        set_lr_status(&status, RunState::Preparing, "decoding crops and building the model");
-        status.lock().unwrap_or_else(|p| p.into_inner()).points.clear();
-        lr_find_job(&context, config, sweep, &status, stop);
-    })
+        lr_find_job(&context, config, sweep, &thread_status, stop);
+    });
+    if let Err(error) = &spawned {
+        set_lr_status(&status, RunState::Failed, &error.to_string());
+    }
+    spawned
 }
 
 fn lr_find_job(
@@ -544,8 +633,19 @@ fn lr_find_job(
         Err(error) => return set_lr_status(status, RunState::Failed, &error.to_string()),
     };
     set_lr_status(status, RunState::Training, "sweeping");
-    let config = LrFindConfig { start_lr: sweep.start_lr, end_lr: sweep.end_lr, n_steps: sweep.n_steps, ..LrFindConfig::default() };
-    let mut on_point = |lr, loss| status.lock().unwrap_or_else(|p| p.into_inner()).points.push((lr, loss));
+    let config = LrFindConfig {
+        start_lr: sweep.start_lr,
+        end_lr: sweep.end_lr,
+        n_steps: sweep.n_steps,
+        ..LrFindConfig::default()
+    };
+    let mut on_point = |lr, loss| {
+        status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .points
+            .push((lr, loss))
+    };
     match find_lr(&mut trainer, &config, &out, &mut on_point, stop) {
         Ok(result) => {
             let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
@@ -563,11 +663,15 @@ fn set_lr_status(status: &Mutex<LrFindStatus>, state: RunState, message: &str) {
     status.message = message.to_string();
     if state == RunState::Preparing {
         status.suggested_lr = None;
+        status.points.clear();
     }
 }
 
 fn failed(message: String) -> TrainEvent {
-    TrainEvent::State { state: RunState::Failed, message }
+    TrainEvent::State {
+        state: RunState::Failed,
+        message,
+    }
 }
 
 /// A training config from a JSON object that may leave any field out, at
@@ -584,7 +688,9 @@ pub fn parse_train_config(body: &[u8]) -> Result<TrainConfig, AppError> {
         serde_json::from_slice(body).map_err(|e| json_error(&e))?
     };
     let Value::Object(mut patch) = patch else {
-        return Err(AppError::Unprocessable("the training config must be a JSON object".into()));
+        return Err(AppError::Unprocessable(
+            "the training config must be a JSON object".into(),
+        ));
     };
     let n_epochs = patch.remove("n_epochs").map(|v| {
         v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
@@ -592,8 +698,9 @@ pub fn parse_train_config(body: &[u8]) -> Result<TrainConfig, AppError> {
         })
     });
     let mut config = serde_json::to_value(TrainConfig::default()).expect("configs serialise");
-    merge(&mut config, Value::Object(patch), "")
-        .map_err(|path| AppError::Unprocessable(format!("the training config has no field {path}")))?;
+    merge(&mut config, Value::Object(patch), "").map_err(|path| {
+        AppError::Unprocessable(format!("the training config has no field {path}"))
+    })?;
     let mut config: TrainConfig = serde_json::from_value(config)
         .map_err(|e| AppError::Unprocessable(format!("the training config is not valid: {e}")))?;
     if let Some(n_epochs) = n_epochs.transpose()? {
@@ -608,7 +715,11 @@ fn merge(base: &mut Value, patch: Value, path: &str) -> Result<(), String> {
     match (base, patch) {
         (Value::Object(base), Value::Object(patch)) => {
             for (key, value) in patch {
-                let field_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let field_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 let slot = base.get_mut(&key).ok_or_else(|| field_path.clone())?;
                 merge(slot, value, &field_path)?;
             }
@@ -629,7 +740,10 @@ fn check_config(config: &TrainConfig) -> Result<(), AppError> {
         return bad("batch_size and eval_batch_size must be at least 1".into());
     }
     if model.crop_width < 16 || model.crop_height < 16 {
-        return bad(format!("crops of {}x{} are too small; use at least 16x16", model.crop_width, model.crop_height));
+        return bad(format!(
+            "crops of {}x{} are too small; use at least 16x16",
+            model.crop_width, model.crop_height
+        ));
     }
     if config.schedule.n_epochs() == 0 {
         return bad("the schedule has no epochs".into());
@@ -637,7 +751,11 @@ fn check_config(config: &TrainConfig) -> Result<(), AppError> {
     if !(config.lr.is_finite() && config.lr > 0.0) {
         return bad(format!("lr must be a positive number, not {}", config.lr));
     }
-    let weights = config.weights.clone().or_else(|| config.pretrained.then(|| default_weights_path(model.backbone)));
+    let weights = config.weights.clone().or_else(|| {
+        config
+            .pretrained
+            .then(|| default_weights_path(model.backbone))
+    });
     match weights {
         Some(path) if !path.is_file() => bad(format!(
             "no pretrained weights at {}; install them or set \"pretrained\": false",
@@ -675,10 +793,14 @@ mod tests {
 
     #[test]
     fn partial_configs_merge_into_the_defaults_at_any_depth() {
-        let body = br#"{"model": {"backbone": "efficientnet_lite0", "crop_width": 96}, "batch_size": 4, "n_epochs": 2}"#;
+        let body = br#"{"model": {"backbone": "efficientnet_lite0", "crop_width": 96},
+            "batch_size": 4, "n_epochs": 2}"#;
         let config = parse_train_config(body).unwrap();
         assert_eq!(config.model.backbone, Backbone::EfficientnetLite0);
-        assert_eq!((config.model.crop_width, config.model.crop_height), (96, 192));
+        assert_eq!(
+            (config.model.crop_width, config.model.crop_height),
+            (96, 192)
+        );
         assert_eq!(config.batch_size, 4);
         assert_eq!(config.schedule, Schedule::reference().truncated(2));
         assert_eq!(parse_train_config(b"").unwrap(), TrainConfig::default());
@@ -699,19 +821,31 @@ mod tests {
 
     #[test]
     fn configs_that_cannot_train_are_refused_up_front() {
-        let mut config = TrainConfig { pretrained: false, ..TrainConfig::default() };
+        let mut config = TrainConfig {
+            pretrained: false,
+            ..TrainConfig::default()
+        };
         assert!(check_config(&config).is_ok());
         config.batch_size = 0;
         assert!(check_config(&config).is_err());
-        let missing = TrainConfig { weights: Some("/nonexistent.safetensors".into()), ..TrainConfig::default() };
-        assert!(check_config(&missing).unwrap_err().to_string().contains("/nonexistent"));
+        let missing = TrainConfig {
+            weights: Some("/nonexistent.safetensors".into()),
+            ..TrainConfig::default()
+        };
+        assert!(check_config(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent"));
     }
 
     #[test]
     fn a_subscriber_gets_each_event_once() {
         let feed = Feed::new();
         feed.begin("run-0001", Some(JobKind::Train), Vec::new());
-        let state = |message: &str| TrainEvent::State { state: RunState::Training, message: message.into() };
+        let state = |message: &str| TrainEvent::State {
+            state: RunState::Training,
+            message: message.into(),
+        };
         feed.push(state("a"));
         let (history, mut live) = feed.subscribe();
         feed.push(state("b"));

@@ -68,9 +68,16 @@ pub fn keep_upload(
 ///
 /// [`StoreError::Write`] naming the folder.
 pub fn store_file(dir: &Path, bytes: &[u8], format: ImageFormat) -> Result<StoredFile, StoreError> {
-    let fail = |source| StoreError::Write { dir: dir.display().to_string(), source };
+    let fail = |source| StoreError::Write {
+        dir: dir.display().to_string(),
+        source,
+    };
     let sha256 = hex::encode(Sha256::digest(bytes));
-    let extension = if format == ImageFormat::Png { "png" } else { "jpg" };
+    let extension = if format == ImageFormat::Png {
+        "png"
+    } else {
+        "jpg"
+    };
     let file = format!("{sha256}.{extension}");
     let path = dir.join(&file);
     if !path.exists() {
@@ -102,8 +109,14 @@ mod tests {
     fn the_row_is_written_after_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::in_memory().unwrap();
-        let facts = UploadFacts { bbox: None, is_crop: true, run_id: "run-0001".into(), candidates: vec![] };
-        let (id, stored) = keep_upload(dir.path(), &catalog, b"png", ImageFormat::Png, facts).unwrap();
+        let facts = UploadFacts {
+            bbox: None,
+            is_crop: true,
+            run_id: "run-0001".into(),
+            candidates: vec![],
+        };
+        let (id, stored) =
+            keep_upload(dir.path(), &catalog, b"png", ImageFormat::Png, facts).unwrap();
         let row = catalog.upload(id).unwrap().unwrap();
         assert_eq!(row.file, stored.file);
         assert!(dir.path().join(&row.file).is_file());

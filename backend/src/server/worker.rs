@@ -1,7 +1,8 @@
 //! The model worker: one thread that owns the serving run's model, gallery
 //! and index (libtorch modules are not `Sync`), and answers jobs sent over
 //! a channel. Identifications that arrive together are embedded as one
-//! batch. A new serving run is built on a loader thread of its own while
+//! batch on a GPU (one at a time on the CPU, which measured faster). A new
+//! serving run is built on a loader thread of its own while
 //! the old one keeps answering, then swapped in whole.
 //!
 //! Handlers see the worker through [`Worker`]: they never block on it, they
@@ -30,8 +31,17 @@ use crate::data::{DataSet, NEW_WHALE};
 use crate::index::Neighbour;
 use crate::predict::{rank_candidates, N_NEIGHBOURS};
 
-/// Most identifications embedded in one batch.
+/// Most identifications embedded in one batch on a GPU, where a batch
+/// costs little more than a single crop.
 pub const MAX_BATCH: usize = 32;
+
+/// Most identifications embedded in one batch on the CPU: one. Measured
+/// with `examples/bench_identify.rs` (EfficientNet-Lite0, 576x192, 50
+/// concurrent clients, 2 cores): batches of 1, 4 and 32 answered 8.0, 4.7
+/// and 2.3 requests per second. On the CPU the network is bound by memory
+/// traffic, and a batch's activations (over 100 MB per layer at 32 crops)
+/// no longer fit any cache.
+pub const MAX_BATCH_CPU: usize = 1;
 
 /// What the worker serves, for handlers to read without waiting.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,14 +103,31 @@ struct Shared {
     device: Device,
     /// The latest load asked for; older loads are dropped when they finish.
     generation: AtomicU64,
+    /// Most queries embedded together.
+    max_batch: usize,
 }
 
 enum Job {
-    Identify { crop: RgbImage, reply: oneshot::Sender<Result<Match, WorkerError>> },
-    Add { entry: NewEntry, reply: oneshot::Sender<bool> },
-    Rows { from: usize, reply: oneshot::Sender<Option<GalleryRows>> },
-    SetDcut { run_id: String, dcut: f32 },
-    Swap { generation: u64, serving: Box<Serving> },
+    Identify {
+        crop: RgbImage,
+        reply: oneshot::Sender<Result<Match, WorkerError>>,
+    },
+    Add {
+        entry: NewEntry,
+        reply: oneshot::Sender<bool>,
+    },
+    Rows {
+        from: usize,
+        reply: oneshot::Sender<Option<GalleryRows>>,
+    },
+    SetDcut {
+        run_id: String,
+        dcut: f32,
+    },
+    Swap {
+        generation: u64,
+        serving: Box<Serving>,
+    },
     Stop,
 }
 
@@ -129,15 +156,32 @@ impl Worker {
     /// Starts the worker thread with nothing to serve.
     pub fn start(catalog: Arc<Catalog>, device: Device) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded();
-        let idle = WorkerView { status: ModelStatus::Idle, serving: None };
+        let idle = WorkerView {
+            status: ModelStatus::Idle,
+            serving: None,
+        };
         let view = Arc::new(watch::channel(idle).0);
-        let shared = Arc::new(Shared { catalog, device, generation: AtomicU64::new(0) });
-        let thread = Thread { serving: None, view: view.clone(), shared: shared.clone() };
+        let shared = Arc::new(Shared {
+            catalog,
+            device,
+            generation: AtomicU64::new(0),
+            max_batch: max_batch(device),
+        });
+        let thread = Thread {
+            serving: None,
+            view: view.clone(),
+            shared: shared.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("flukeid-model".into())
             .spawn(move || thread.run(receiver))
             .expect("the OS can start a thread");
-        Self { jobs, view, shared, thread: Mutex::new(Some(handle)) }
+        Self {
+            jobs,
+            view,
+            shared,
+            thread: Mutex::new(Some(handle)),
+        }
     }
 
     /// What is being served now.
@@ -156,12 +200,17 @@ impl Worker {
             return Ok(serving);
         }
         let message = match view.status {
-            ModelStatus::Loading { run_id, done, total } => format!(
+            ModelStatus::Loading {
+                run_id,
+                done,
+                total,
+            } => format!(
                 "the model of {run_id} is loading ({done} of {total} gallery images embedded); \
                  try again shortly"
             ),
             ModelStatus::Failed { run_id, message } => format!(
-                "the serving run {run_id} failed to load ({message}); make another run the serving run"
+                "the serving run {run_id} failed to load ({message}); \
+                 make another run the serving run"
             ),
             _ => WorkerError::NotServing.to_string(),
         };
@@ -196,13 +245,20 @@ impl Worker {
 
     /// Changes the `dcut` of `run_id` if it is serving.
     pub fn set_dcut(&self, run_id: &str, dcut: f32) {
-        let _ = self.send(Job::SetDcut { run_id: run_id.to_string(), dcut });
+        let _ = self.send(Job::SetDcut {
+            run_id: run_id.to_string(),
+            dcut,
+        });
     }
 
     /// Loads a run on a thread of its own and swaps it in when ready.
     pub fn load(&self, request: LoadRequest) {
         let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let loader = Loader { generation, view: self.view.clone(), shared: self.shared.clone() };
+        let loader = Loader {
+            generation,
+            view: self.view.clone(),
+            shared: self.shared.clone(),
+        };
         let jobs = self.jobs.clone();
         let spawned = std::thread::Builder::new()
             .name("flukeid-loader".into())
@@ -244,7 +300,7 @@ impl Thread {
                 match job {
                     Job::Identify { crop, reply } => {
                         queries.push(Query { crop, reply });
-                        if queries.len() < MAX_BATCH {
+                        if queries.len() < self.shared.max_batch {
                             next = jobs.try_recv().ok();
                         }
                     }
@@ -272,7 +328,10 @@ impl Thread {
                 let _ = reply.send(self.rows(from));
             }
             Job::SetDcut { run_id, dcut } => self.set_dcut(&run_id, dcut),
-            Job::Swap { generation, serving } => self.swap(generation, *serving),
+            Job::Swap {
+                generation,
+                serving,
+            } => self.swap(generation, *serving),
             Job::Identify { .. } | Job::Stop => unreachable!("handled by the loop"),
         }
     }
@@ -301,7 +360,11 @@ impl Thread {
         let crops: Vec<RgbImage> = fits.iter().map(|q| q.crop.clone()).collect();
         let embeddings = serving.embed(&crops);
         tracing::debug!(n_queries = fits.len(), "identified a batch");
-        match serving.gallery.index.search(embeddings.view(), N_NEIGHBOURS) {
+        match serving
+            .gallery
+            .index
+            .search(embeddings.view(), N_NEIGHBOURS)
+        {
             Ok(found) => {
                 for (query, neighbours) in fits.into_iter().zip(found) {
                     let _ = query.reply.send(Ok(rank(serving, &neighbours)));
@@ -312,22 +375,34 @@ impl Thread {
     }
 
     fn add(&mut self, entry: NewEntry) -> bool {
-        let Some(serving) = &mut self.serving else { return false };
+        let Some(serving) = &mut self.serving else {
+            return false;
+        };
         let added = crop_for_gallery(&entry.photo, entry.bbox, &serving.geometry())
             .map_err(|e| e.to_string())
             .and_then(|crop| {
                 let embedding = serving.embed(&[crop]);
                 let row = embedding.row(0).to_vec();
-                serving.gallery.add(&entry.label, entry.image, &row).map_err(|e| e.to_string())
+                serving
+                    .gallery
+                    .add(&entry.label, entry.image, &row)
+                    .map_err(|e| e.to_string())
             });
         match added {
             Ok(gallery_idx) => {
-                tracing::debug!(gallery_idx, label = entry.label, "added to the live gallery");
+                tracing::debug!(
+                    gallery_idx,
+                    label = entry.label,
+                    "added to the live gallery"
+                );
                 self.publish();
                 true
             }
             Err(error) => {
-                tracing::warn!("cannot add a photo of {} to the gallery: {error}", entry.label);
+                tracing::warn!(
+                    "cannot add a photo of {} to the gallery: {error}",
+                    entry.label
+                );
                 false
             }
         }
@@ -356,11 +431,17 @@ impl Thread {
 
     fn swap(&mut self, generation: u64, serving: Serving) {
         if generation != self.shared.generation.load(Ordering::SeqCst) {
-            tracing::debug!(run_id = serving.run_id, "dropping a load overtaken by a newer one");
+            tracing::debug!(
+                run_id = serving.run_id,
+                "dropping a load overtaken by a newer one"
+            );
             return;
         }
         if let Err(error) = self.shared.catalog.set_serving_run(&serving.run_id) {
-            tracing::error!("cannot record {} as the serving run: {error}", serving.run_id);
+            tracing::error!(
+                "cannot record {} as the serving run: {error}",
+                serving.run_id
+            );
         }
         tracing::info!(run_id = serving.run_id, "now serving");
         self.serving = Some(serving);
@@ -372,7 +453,9 @@ impl Thread {
         let info = self.serving.as_ref().map(serving_info);
         self.view.send_modify(|view| {
             if let Some(info) = &info {
-                view.status = ModelStatus::Ready { run_id: info.run_id.clone() };
+                view.status = ModelStatus::Ready {
+                    run_id: info.run_id.clone(),
+                };
             }
             view.serving = info;
         });
@@ -389,10 +472,17 @@ struct Loader {
 impl Loader {
     fn run(self, request: LoadRequest, jobs: &Sender<Job>) {
         let run_id = request.run_id.clone();
-        self.set_status(ModelStatus::Loading { run_id: run_id.clone(), done: 0, total: 0 });
+        self.set_status(ModelStatus::Loading {
+            run_id: run_id.clone(),
+            done: 0,
+            total: 0,
+        });
         match self.build(&request) {
             Ok(serving) => {
-                let job = Job::Swap { generation: self.generation, serving: Box::new(serving) };
+                let job = Job::Swap {
+                    generation: self.generation,
+                    serving: Box::new(serving),
+                };
                 let _ = jobs.send(job);
             }
             Err(message) => {
@@ -410,11 +500,22 @@ impl Loader {
             .map_err(|e| e.to_string())?;
         let run_id = &request.run_id;
         let mut on_progress = |done, total| {
-            self.set_status(ModelStatus::Loading { run_id: run_id.clone(), done, total });
+            self.set_status(ModelStatus::Loading {
+                run_id: run_id.clone(),
+                done,
+                total,
+            });
         };
         let device = self.shared.device;
-        Serving::load(run_id, &request.run_dir, &request.data, &confirmed, device, &mut on_progress)
-            .map_err(|e| e.to_string())
+        Serving::load(
+            run_id,
+            &request.run_dir,
+            &request.data,
+            &confirmed,
+            device,
+            &mut on_progress,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Sets the status unless a newer load has started since.
@@ -425,11 +526,23 @@ impl Loader {
     }
 }
 
+/// Most queries embedded together on `device`.
+fn max_batch(device: Device) -> usize {
+    if device.is_cuda() {
+        MAX_BATCH
+    } else {
+        MAX_BATCH_CPU
+    }
+}
+
 /// The ranked candidates of one query, with confidences and photos.
 fn rank(serving: &Serving, neighbours: &[Neighbour]) -> Match {
     let gallery = &serving.gallery;
     let ranked = rank_candidates(neighbours, &gallery.labels, serving.dcut);
-    let nearest_known = ranked.iter().find(|c| c.label != NEW_WHALE).map(|c| c.distance);
+    let nearest_known = ranked
+        .iter()
+        .find(|c| c.label != NEW_WHALE)
+        .map(|c| c.distance);
     let candidates = ranked
         .into_iter()
         .map(|candidate| {
@@ -438,11 +551,23 @@ fn rank(serving: &Serving, neighbours: &[Neighbour]) -> Match {
             } else {
                 confidence(candidate.distance, serving.dcut)
             };
-            let photos = gallery.photos(&candidate.label).iter().map(ImageRef::url).collect();
-            CandidateMatch { label: candidate.label, distance: candidate.distance, confidence, photos }
+            let photos = gallery
+                .photos(&candidate.label)
+                .iter()
+                .map(ImageRef::url)
+                .collect();
+            CandidateMatch {
+                label: candidate.label,
+                distance: candidate.distance,
+                confidence,
+                photos,
+            }
         })
         .collect();
-    Match { run_id: serving.run_id.clone(), candidates }
+    Match {
+        run_id: serving.run_id.clone(),
+        candidates,
+    }
 }
 
 fn serving_info(serving: &Serving) -> ServingInfo {
@@ -459,5 +584,113 @@ fn serving_info(serving: &Serving) -> ServingInfo {
 fn reply_all(queries: Vec<Query>, error: &WorkerError) {
     for query in queries {
         let _ = query.reply.send(Err(error.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DataSet, Split};
+    use crate::run_dir::read_json;
+    use crate::server::config::DataPaths;
+    use crate::server::testing::{write_data_set, write_serving_run};
+    use crate::train::TrainConfig;
+
+    /// Runs a worker thread over `crops` queued together, with batches of
+    /// at most `max_batch`, and returns the answers in order.
+    fn answers(dir: &std::path::Path, crops: &[RgbImage], max_batch: usize) -> Vec<Match> {
+        let data = DataSet::open(dir).unwrap();
+        let run_dir = DataPaths::new(dir).run("run-0001");
+        let serving = Serving::load(
+            "run-0001",
+            &run_dir,
+            &data,
+            &[],
+            Device::Cpu,
+            &mut |_, _| {},
+        );
+        let catalog = Arc::new(Catalog::in_memory().unwrap());
+        let generation = AtomicU64::new(0);
+        let shared = Arc::new(Shared {
+            catalog,
+            device: Device::Cpu,
+            generation,
+            max_batch,
+        });
+        let idle = WorkerView {
+            status: ModelStatus::Idle,
+            serving: None,
+        };
+        let view = Arc::new(watch::channel(idle).0);
+        let thread = Thread {
+            serving: Some(serving.unwrap()),
+            view,
+            shared,
+        };
+
+        let (jobs, receiver) = crossbeam_channel::unbounded();
+        let mut replies = Vec::new();
+        for crop in crops {
+            let (reply, answer) = oneshot::channel();
+            jobs.send(Job::Identify {
+                crop: crop.clone(),
+                reply,
+            })
+            .unwrap();
+            replies.push(answer);
+        }
+        jobs.send(Job::Stop).unwrap();
+        thread.run(receiver);
+        replies
+            .into_iter()
+            .map(|mut r| r.try_recv().unwrap().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_answers_as_its_queries_would_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        write_data_set(dir.path());
+        write_serving_run(dir.path(), "run-0001");
+        let data = DataSet::open(dir.path()).unwrap();
+        let run_dir = DataPaths::new(dir.path()).run("run-0001");
+        let config: TrainConfig = read_json(&run_dir.join("config.json")).unwrap();
+        let geometry = config.geometry();
+        let crops: Vec<RgbImage> = data
+            .train
+            .iter()
+            .map(|row| {
+                let path = data.image_path(Split::Train, &row.image);
+                let photo = crate::image_io::decode_file(&path, u64::MAX).unwrap();
+                crop_for_gallery(&photo, None, &geometry).unwrap()
+            })
+            .collect();
+
+        let batched = answers(dir.path(), &crops, 8);
+        let single = answers(dir.path(), &crops, 1);
+        for (b, s) in batched.iter().zip(&single) {
+            let labels = |m: &Match| {
+                m.candidates
+                    .iter()
+                    .map(|c| c.label.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(labels(b), labels(s));
+            for (x, y) in b.candidates.iter().zip(&s.candidates) {
+                assert!(
+                    (x.distance - y.distance).abs() < 1e-3,
+                    "{} vs {}",
+                    x.distance,
+                    y.distance
+                );
+            }
+        }
+        // Each training photo finds itself.
+        assert!(batched.iter().zip(&data.train).all(|(m, row)| {
+            row.id == NEW_WHALE
+                || m.candidates
+                    .iter()
+                    .any(|c| c.label == row.id && c.distance < 1e-2)
+        }));
     }
 }

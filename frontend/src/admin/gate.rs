@@ -16,7 +16,10 @@ pub struct Admin {
 
 impl Admin {
     fn new() -> Self {
-        Self { token: RwSignal::new(token::load()), notice: RwSignal::new(None) }
+        Self {
+            token: RwSignal::new(token::load()),
+            notice: RwSignal::new(None),
+        }
     }
 
     /// The token, read without tracking.
@@ -43,7 +46,9 @@ impl Admin {
     }
 
     fn accept(&self, typed: &str) -> bool {
-        let Some(value) = token::normalise(typed) else { return false };
+        let Some(value) = token::normalise(typed) else {
+            return false;
+        };
         token::save(&value);
         self.notice.set(None);
         self.token.set(Some(value));
@@ -51,13 +56,15 @@ impl Admin {
     }
 }
 
-/// The app's [`Admin`], made on first use.
+/// Makes the app's one [`Admin`]; the shell calls this once, above every
+/// page, so that the token outlives the page that asked for it.
+pub fn provide_admin() {
+    provide_context(Admin::new());
+}
+
+/// The app's [`Admin`].
 pub fn use_admin() -> Admin {
-    use_context::<Admin>().unwrap_or_else(|| {
-        let admin = Admin::new();
-        provide_context(admin);
-        admin
-    })
+    expect_context::<Admin>()
 }
 
 /// Shows `children` once an admin token is known; until then, a form that

@@ -6,4 +6,4 @@ mod gate;
 pub mod token;
 
 #[cfg(target_arch = "wasm32")]
-pub use gate::{use_admin, Admin, TokenGate};
+pub use gate::{provide_admin, use_admin, Admin, TokenGate};

@@ -19,7 +19,11 @@ pub fn normalise(typed: &str) -> Option<String> {
 /// The stored token, if any.
 #[cfg(target_arch = "wasm32")]
 pub fn load() -> Option<String> {
-    storage()?.get_item(STORAGE_KEY).ok().flatten().and_then(|t| normalise(&t))
+    storage()?
+        .get_item(STORAGE_KEY)
+        .ok()
+        .flatten()
+        .and_then(|t| normalise(&t))
 }
 
 /// Stores the token for this tab.

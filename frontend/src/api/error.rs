@@ -15,9 +15,7 @@ pub const NOT_REACHED: u16 = 0;
 pub fn error_message(status: u16, body: &str) -> String {
     let detail = server_detail(body);
     match (status, detail) {
-        (NOT_REACHED, _) => {
-            "Cannot reach the server; check the connection and try again.".into()
-        }
+        (NOT_REACHED, _) => "Cannot reach the server; check the connection and try again.".into(),
         (401, _) => "The admin token was not accepted; enter it again.".into(),
         (413, detail) => sentence("The photo is too large for the server", detail),
         (415, detail) => sentence(
@@ -30,9 +28,10 @@ pub fn error_message(status: u16, body: &str) -> String {
              the serving run."
                 .into()
         }
-        (503, detail) => {
-            sentence("The server cannot answer right now; try again in a moment", detail)
-        }
+        (503, detail) => sentence(
+            "The server cannot answer right now; try again in a moment",
+            detail,
+        ),
         (500..=599, _) => "The server failed; its log has the details.".into(),
         (_, Some(detail)) => format!("{}.", capitalise(&detail)),
         (status, None) => format!("The request failed (HTTP {status})."),
@@ -66,7 +65,10 @@ mod tests {
     use super::*;
 
     fn body(message: &str) -> String {
-        serde_json::to_string(&ApiError { error: message.into() }).unwrap()
+        serde_json::to_string(&ApiError {
+            error: message.into(),
+        })
+        .unwrap()
     }
 
     #[test]
@@ -84,7 +86,10 @@ mod tests {
             "The photo is too large for the server: the upload is larger than the \
              limit of 20971520 bytes."
         );
-        assert_eq!(error_message(413, "Payload Too Large"), "The photo is too large for the server.");
+        assert_eq!(
+            error_message(413, "Payload Too Large"),
+            "The photo is too large for the server."
+        );
         let not_image = body("the uploaded photo is not a JPEG or PNG.");
         assert_eq!(
             error_message(415, &not_image),
@@ -115,8 +120,14 @@ mod tests {
     #[test]
     fn internal_errors_and_unreached_servers_get_fixed_sentences() {
         let opaque = body("internal error; the server log has the details");
-        assert_eq!(error_message(500, &opaque), "The server failed; its log has the details.");
-        assert_eq!(error_message(502, "<html>"), "The server failed; its log has the details.");
+        assert_eq!(
+            error_message(500, &opaque),
+            "The server failed; its log has the details."
+        );
+        assert_eq!(
+            error_message(502, "<html>"),
+            "The server failed; its log has the details."
+        );
         assert!(error_message(NOT_REACHED, "").starts_with("Cannot reach the server"));
     }
 
@@ -127,7 +138,13 @@ mod tests {
             error_message(409, &busy),
             "Run-0002 is running; stop it or wait for it to end."
         );
-        assert_eq!(error_message(404, "not json"), "The request failed (HTTP 404).");
-        assert_eq!(error_message(400, &body("  ")), "The request failed (HTTP 400).");
+        assert_eq!(
+            error_message(404, "not json"),
+            "The request failed (HTTP 404)."
+        );
+        assert_eq!(
+            error_message(400, &body("  ")),
+            "The request failed (HTTP 400)."
+        );
     }
 }

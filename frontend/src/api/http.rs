@@ -20,7 +20,10 @@ pub struct Failure {
 
 impl Failure {
     fn unreached() -> Self {
-        Self { status: NOT_REACHED, message: error_message(NOT_REACHED, "") }
+        Self {
+            status: NOT_REACHED,
+            message: error_message(NOT_REACHED, ""),
+        }
     }
 
     /// Whether the admin token was refused.
@@ -63,10 +66,17 @@ pub async fn send_json<B: Serialize, T: DeserializeOwned>(
 /// [`Failure`] for any status but 2xx.
 pub async fn download(url: &str, token: Option<&str>, file_name: &str) -> Result<(), Failure> {
     let response = send("GET", url, None, token).await?;
-    let blob: Blob = await_js(response.blob().map_err(|_| Failure::unreached())?).await?.unchecked_into();
+    let blob: Blob = await_js(response.blob().map_err(|_| Failure::unreached())?)
+        .await?
+        .unchecked_into();
     let object_url = Url::create_object_url_with_blob(&blob).map_err(|_| Failure::unreached())?;
-    let document = web_sys::window().and_then(|w| w.document()).expect("a page has a document");
-    let link: HtmlAnchorElement = document.create_element("a").expect("anchors exist").unchecked_into();
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .expect("a page has a document");
+    let link: HtmlAnchorElement = document
+        .create_element("a")
+        .expect("anchors exist")
+        .unchecked_into();
     link.set_href(&object_url);
     link.set_download(file_name);
     link.click();
@@ -74,7 +84,12 @@ pub async fn download(url: &str, token: Option<&str>, file_name: &str) -> Result
     Ok(())
 }
 
-async fn send(method: &str, url: &str, body: Option<String>, token: Option<&str>) -> Result<Response, Failure> {
+async fn send(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    token: Option<&str>,
+) -> Result<Response, Failure> {
     let init = RequestInit::new();
     init.set_method(method);
     if let Some(body) = &body {
@@ -89,16 +104,25 @@ async fn send(method: &str, url: &str, body: Option<String>, token: Option<&str>
         let _ = headers.set("Authorization", &format!("Bearer {token}"));
     }
     let window = web_sys::window().expect("a page has a window");
-    let response: Response = await_js(window.fetch_with_request(&request)).await?.unchecked_into();
+    let response: Response = await_js(window.fetch_with_request(&request))
+        .await?
+        .unchecked_into();
     if response.ok() {
         return Ok(response);
     }
     let status = response.status();
     let text = match response.text() {
-        Ok(promise) => await_js(promise).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+        Ok(promise) => await_js(promise)
+            .await
+            .ok()
+            .and_then(|t| t.as_string())
+            .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    Err(Failure { status, message: error_message(status, &text) })
+    Err(Failure {
+        status,
+        message: error_message(status, &text),
+    })
 }
 
 async fn parse<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
@@ -112,5 +136,7 @@ async fn parse<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
 }
 
 async fn await_js(promise: js_sys::Promise) -> Result<JsValue, Failure> {
-    JsFuture::from(promise).await.map_err(|_| Failure::unreached())
+    JsFuture::from(promise)
+        .await
+        .map_err(|_| Failure::unreached())
 }

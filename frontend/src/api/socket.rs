@@ -7,7 +7,11 @@
 
 /// The `ws:` or `wss:` URL of `path` on the host that served the page.
 pub fn socket_url(page_protocol: &str, host: &str, path: &str) -> String {
-    let scheme = if page_protocol == "https:" { "wss" } else { "ws" };
+    let scheme = if page_protocol == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
     format!("{scheme}://{host}{path}")
 }
 
@@ -22,7 +26,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(first_ms: u32, max_ms: u32) -> Self {
-        Self { first_ms, max_ms, next_ms: first_ms }
+        Self {
+            first_ms,
+            max_ms,
+            next_ms: first_ms,
+        }
     }
 
     /// The delay before the next attempt; each call doubles the one after.
@@ -91,7 +99,12 @@ mod browser {
             socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
             socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-            Ok(Self { socket, _on_open: on_open, _on_message: on_message, _on_close: on_close })
+            Ok(Self {
+                socket,
+                _on_open: on_open,
+                _on_message: on_message,
+                _on_close: on_close,
+            })
         }
     }
 
@@ -112,8 +125,14 @@ mod tests {
 
     #[test]
     fn secure_pages_get_secure_sockets() {
-        assert_eq!(socket_url("https:", "whales.example", "/api/ws/train"), "wss://whales.example/api/ws/train");
-        assert_eq!(socket_url("http:", "127.0.0.1:8080", "/api/ws/identify"), "ws://127.0.0.1:8080/api/ws/identify");
+        assert_eq!(
+            socket_url("https:", "whales.example", "/api/ws/train"),
+            "wss://whales.example/api/ws/train"
+        );
+        assert_eq!(
+            socket_url("http:", "127.0.0.1:8080", "/api/ws/identify"),
+            "ws://127.0.0.1:8080/api/ws/identify"
+        );
     }
 
     #[test]

@@ -62,13 +62,21 @@ impl Default for RunForm {
 
 impl Default for LrSweepForm {
     fn default() -> Self {
-        Self { start_lr: "1e-7".into(), end_lr: "1".into(), n_steps: "100".into() }
+        Self {
+            start_lr: "1e-7".into(),
+            end_lr: "1".into(),
+            n_steps: "100".into(),
+        }
     }
 }
 
 impl Default for DcutSweepForm {
     fn default() -> Self {
-        Self { lo: "0.5".into(), hi: "6".into(), n: "23".into() }
+        Self {
+            lo: "0.5".into(),
+            hi: "6".into(),
+            n: "23".into(),
+        }
     }
 }
 
@@ -134,21 +142,30 @@ impl DcutSweepForm {
         if n > 1000 {
             return Err("Try at most 1000 dcut values.".into());
         }
-        Ok(ValidateRequest { dcut: None, sweep: Some(DcutSweep { lo, hi, n }) })
+        Ok(ValidateRequest {
+            dcut: None,
+            sweep: Some(DcutSweep { lo, hi, n }),
+        })
     }
 }
 
 fn positive_number(text: &str, what: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        _ => Err(format!("{what} must be a positive number such as 5e-4, not {:?}.", text.trim())),
+        _ => Err(format!(
+            "{what} must be a positive number such as 5e-4, not {:?}.",
+            text.trim()
+        )),
     }
 }
 
 fn whole_number(text: &str, what: &str, at_least: u64) -> Result<u64, String> {
     match text.trim().parse::<u64>() {
         Ok(value) if value >= at_least => Ok(value),
-        _ => Err(format!("{what} must be a whole number of at least {at_least}, not {:?}.", text.trim())),
+        _ => Err(format!(
+            "{what} must be a whole number of at least {at_least}, not {:?}.",
+            text.trim()
+        )),
     }
 }
 
@@ -184,30 +201,75 @@ mod tests {
     #[test]
     fn wrong_fields_are_named() {
         let bad = |form: RunForm| form.to_config().unwrap_err();
-        assert!(bad(RunForm { lr: "fast".into(), ..RunForm::default() }).starts_with("The learning rate"));
-        assert!(bad(RunForm { lr: "-1".into(), ..RunForm::default() }).contains("positive"));
-        assert!(bad(RunForm { n_epochs: "0".into(), ..RunForm::default() }).starts_with("The number of epochs"));
-        assert!(bad(RunForm { batch_size: "2.5".into(), ..RunForm::default() }).starts_with("The batch size"));
-        assert!(bad(RunForm { backbone: "vgg".into(), ..RunForm::default() }).contains("vgg"));
-        assert!(bad(RunForm { max_steps_per_epoch: "x".into(), ..RunForm::default() }).contains("cap"));
+        assert!(bad(RunForm {
+            lr: "fast".into(),
+            ..RunForm::default()
+        })
+        .starts_with("The learning rate"));
+        assert!(bad(RunForm {
+            lr: "-1".into(),
+            ..RunForm::default()
+        })
+        .contains("positive"));
+        assert!(bad(RunForm {
+            n_epochs: "0".into(),
+            ..RunForm::default()
+        })
+        .starts_with("The number of epochs"));
+        assert!(bad(RunForm {
+            batch_size: "2.5".into(),
+            ..RunForm::default()
+        })
+        .starts_with("The batch size"));
+        assert!(bad(RunForm {
+            backbone: "vgg".into(),
+            ..RunForm::default()
+        })
+        .contains("vgg"));
+        assert!(bad(RunForm {
+            max_steps_per_epoch: "x".into(),
+            ..RunForm::default()
+        })
+        .contains("cap"));
     }
 
     #[test]
     fn the_lr_sweep_carries_the_config_and_wants_an_increasing_range() {
         let config = json!({ "lr": 1e-3 });
         let body = LrSweepForm::default().to_body(config.clone()).unwrap();
-        assert_eq!(body, json!({ "config": config, "start_lr": 1e-7, "end_lr": 1.0, "n_steps": 100 }));
-        let backwards = LrSweepForm { start_lr: "1".into(), end_lr: "1e-3".into(), ..LrSweepForm::default() };
+        assert_eq!(
+            body,
+            json!({ "config": config, "start_lr": 1e-7, "end_lr": 1.0, "n_steps": 100 })
+        );
+        let backwards = LrSweepForm {
+            start_lr: "1".into(),
+            end_lr: "1e-3".into(),
+            ..LrSweepForm::default()
+        };
         assert!(backwards.to_body(json!({})).is_err());
     }
 
     #[test]
     fn the_dcut_sweep_becomes_a_validate_request() {
         let request = DcutSweepForm::default().to_request().unwrap();
-        assert_eq!(request.sweep, Some(DcutSweep { lo: 0.5, hi: 6.0, n: 23 }));
-        let backwards = DcutSweepForm { lo: "3".into(), hi: "1".into(), n: "5".into() };
+        assert_eq!(
+            request.sweep,
+            Some(DcutSweep {
+                lo: 0.5,
+                hi: 6.0,
+                n: 23
+            })
+        );
+        let backwards = DcutSweepForm {
+            lo: "3".into(),
+            hi: "1".into(),
+            n: "5".into(),
+        };
         assert!(backwards.to_request().is_err());
-        let too_many = DcutSweepForm { n: "5000".into(), ..DcutSweepForm::default() };
+        let too_many = DcutSweepForm {
+            n: "5000".into(),
+            ..DcutSweepForm::default()
+        };
         assert!(too_many.to_request().is_err());
     }
 }

@@ -80,7 +80,9 @@ impl Feed {
 /// Connects the feed; the token goes in the first message rather than the
 /// URL, which servers and proxies log.
 fn open_feed(feed: Feed) {
-    let Some(token) = feed.admin.token() else { return };
+    let Some(token) = feed.admin.token() else {
+        return;
+    };
     let hello = serde_json::json!({ "token": token }).to_string();
     let on_open = move |socket: &WebSocket| {
         let _ = socket.send_with_str(&hello);
@@ -99,11 +101,16 @@ fn open_feed(feed: Feed) {
     };
     let on_close = move |code: u16, _reason: String| {
         if code == POLICY_VIOLATION {
-            feed.admin.refused("The training feed did not accept the admin token; enter it again.");
+            feed.admin
+                .refused("The training feed did not accept the admin token; enter it again.");
             return;
         }
-        let delay = feed.backoff.try_update_value(|b| b.next_delay_ms()).unwrap_or(15_000);
-        feed.connection.set(format!("Disconnected; trying again in {} s.", delay / 1000));
+        let delay = feed
+            .backoff
+            .try_update_value(|b| b.next_delay_ms())
+            .unwrap_or(15_000);
+        feed.connection
+            .set(format!("Disconnected; trying again in {} s.", delay / 1000));
         reopen_later(feed, delay);
     };
     match Socket::connect("/api/ws/train", on_open, on_message, on_close) {
@@ -120,7 +127,10 @@ fn reopen_later(feed: Feed, delay_ms: u32) {
             open_feed(feed);
         }
     };
-    set_timeout(reopen, std::time::Duration::from_millis(u64::from(delay_ms)));
+    set_timeout(
+        reopen,
+        std::time::Duration::from_millis(u64::from(delay_ms)),
+    );
 }
 
 #[component]
@@ -129,7 +139,10 @@ fn LiveRun(feed: Feed) -> impl IntoView {
     let heading = move || {
         series.with(|s| {
             let run = s.run_id.clone().unwrap_or_else(|| "No run yet".into());
-            let state = s.state.as_ref().map(|(state, message)| format!("{} — {message}", state_name(*state)));
+            let state = s
+                .state
+                .as_ref()
+                .map(|(state, message)| format!("{} — {message}", state_name(*state)));
             (run, state.unwrap_or_default())
         })
     };
@@ -140,7 +153,7 @@ fn LiveRun(feed: Feed) -> impl IntoView {
                     "Step {} of {} · epoch {} · {:.1} images/s · about {} left",
                     step.global_step,
                     step.total_steps,
-                    step.epoch,
+                    step.epoch + 1,
                     step.images_per_sec,
                     format::duration(step.eta_secs)
                 );
@@ -155,12 +168,19 @@ fn LiveRun(feed: Feed) -> impl IntoView {
         Signal::derive(move || {
             let points = series.with(|s| thin(&s.step_points(metric), MAX_POINTS));
             let spec = ChartSpec::new(title, "step", vec![(title, points)]);
-            if scientific { spec.scientific() } else { spec }
+            if scientific {
+                spec.scientific()
+            } else {
+                spec
+            }
         })
     };
     let epoch_chart = move |title: &'static str, lines: Vec<(&'static str, EpochMetric)>| {
         Signal::derive(move || {
-            let lines = lines.iter().map(|(name, metric)| (*name, series.with(|s| s.epoch_points(*metric)))).collect();
+            let lines = lines
+                .iter()
+                .map(|(name, metric)| (*name, series.with(|s| s.epoch_points(*metric))))
+                .collect();
             ChartSpec::new(title, "epoch", lines)
         })
     };
@@ -178,8 +198,14 @@ fn LiveRun(feed: Feed) -> impl IntoView {
                 <Chart spec=step_chart("Triplet accuracy per step", StepMetric::Accuracy, false)/>
                 <Chart spec=step_chart("Learning rate", StepMetric::Lr, true)/>
                 <Chart spec=step_chart("Images per second", StepMetric::ImagesPerSec, false)/>
-                <Chart spec=epoch_chart("Loss per epoch", vec![("train", EpochMetric::TrainLoss), ("validation", EpochMetric::ValLoss)])/>
-                <Chart spec=epoch_chart("Accuracy per epoch", vec![("train", EpochMetric::TrainAccuracy), ("validation", EpochMetric::ValAccuracy)])/>
+                <Chart spec=epoch_chart("Loss per epoch", vec![
+                    ("train", EpochMetric::TrainLoss),
+                    ("validation", EpochMetric::ValLoss),
+                ])/>
+                <Chart spec=epoch_chart("Accuracy per epoch", vec![
+                    ("train", EpochMetric::TrainAccuracy),
+                    ("validation", EpochMetric::ValAccuracy),
+                ])/>
                 <Chart spec=epoch_chart("Validation MAP@5", vec![("MAP@5", EpochMetric::ValMap5)])/>
             </div>
         </section>
@@ -213,17 +239,32 @@ fn RunControls(form: RwSignal<RunForm>) -> impl IntoView {
         };
         message.set(Some(Ok("Starting…".into())));
         spawn_local(async move {
-            let started = send_json::<Value, JobStarted>("POST", "/api/admin/train", &config, admin.token().as_deref()).await;
+            let started = send_json::<Value, JobStarted>(
+                "POST",
+                "/api/admin/train",
+                &config,
+                admin.token().as_deref(),
+            )
+            .await;
             message.set(Some(admin.check(started).map(|j| j.message)));
         });
     };
     let stop = move |_| {
         spawn_local(async move {
-            let stopped = send_json::<Value, JobStarted>("POST", "/api/admin/train/stop", &Value::Null, admin.token().as_deref()).await;
+            let stopped = send_json::<Value, JobStarted>(
+                "POST",
+                "/api/admin/train/stop",
+                &Value::Null,
+                admin.token().as_deref(),
+            )
+            .await;
             message.set(Some(admin.check(stopped).map(|j| j.message)));
         });
     };
-    let field = move |label: &'static str, id: &'static str, get: fn(&RunForm) -> String, set: fn(&mut RunForm, String)| {
+    let field = move |label: &'static str,
+                      id: &'static str,
+                      get: fn(&RunForm) -> String,
+                      set: fn(&mut RunForm, String)| {
         view! {
             <label for=id>{label}</label>
             <input
@@ -297,13 +338,21 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
 
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let body = form.with_untracked(RunForm::to_config).and_then(|c| sweep.with_untracked(|s| s.to_body(c)));
+        let body = form
+            .with_untracked(RunForm::to_config)
+            .and_then(|c| sweep.with_untracked(|s| s.to_body(c)));
         let body = match body {
             Ok(body) => body,
             Err(problem) => return message.set(Some(Err(problem))),
         };
         spawn_local(async move {
-            let started = send_json::<Value, JobStarted>("POST", "/api/admin/lr-find", &body, admin.token().as_deref()).await;
+            let started = send_json::<Value, JobStarted>(
+                "POST",
+                "/api/admin/lr-find",
+                &body,
+                admin.token().as_deref(),
+            )
+            .await;
             let started = admin.check(started);
             let ok = started.is_ok();
             message.set(Some(started.map(|j| j.message)));
@@ -314,16 +363,25 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
     };
     let spec = Signal::derive(move || {
         let (points, suggested) = status.with(|s| {
-            s.as_ref().map_or((vec![], None), |s| (s.points.clone(), s.suggested_lr))
+            s.as_ref()
+                .map_or((vec![], None), |s| (s.points.clone(), s.suggested_lr))
         });
-        let spec = ChartSpec::new("Learning-rate sweep", "learning rate", vec![("smoothed loss", points)]).log_x();
+        let spec = ChartSpec::new(
+            "Learning-rate sweep",
+            "learning rate",
+            vec![("smoothed loss", points)],
+        )
+        .log_x();
         match suggested {
             Some(lr) => spec.with_marker(lr, format!("suggested {}", format::scientific(lr))),
             None => spec,
         }
     });
     let suggested = move || status.with(|s| s.as_ref().and_then(|s| s.suggested_lr));
-    let field = move |label: &'static str, id: &'static str, get: fn(&LrSweepForm) -> String, set: fn(&mut LrSweepForm, String)| {
+    let field = move |label: &'static str,
+                      id: &'static str,
+                      get: fn(&LrSweepForm) -> String,
+                      set: fn(&mut LrSweepForm, String)| {
         view! {
             <label for=id>{label}</label>
             <input id=id inputmode="decimal" prop:value=move || sweep.with(get) on:input=move |ev| {
@@ -336,7 +394,10 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
     view! {
         <form class="card lr-finder" on:submit=start>
             <h2>"Find a learning rate"</h2>
-            <p class="small">"Trains briefly with the run form's settings while the learning rate grows, and suggests one where the loss falls fastest."</p>
+            <p class="small">
+                "Trains briefly with the run form's settings while the learning rate "
+                "grows, and suggests one where the loss falls fastest."
+            </p>
             <div class="fields">
                 {field("From", "lr-start", |s| s.start_lr.clone(), |s, v| s.start_lr = v)}
                 {field("To", "lr-end", |s| s.end_lr.clone(), |s, v| s.end_lr = v)}
@@ -364,10 +425,16 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
 }
 
 /// Fetches the sweep's status, and again while it runs.
-fn poll_lr_find(admin: Admin, status: RwSignal<Option<LrFindStatus>>, message: RwSignal<Option<Result<String, String>>>) {
+fn poll_lr_find(
+    admin: Admin,
+    status: RwSignal<Option<LrFindStatus>>,
+    message: RwSignal<Option<Result<String, String>>>,
+) {
     spawn_local(async move {
-        let answer = admin.check(get_json::<LrFindStatus>("/api/admin/lr-find", admin.token().as_deref()).await);
-        let running = matches!(&answer, Ok(s) if matches!(s.state, RunState::Preparing | RunState::Training));
+        let answer = admin
+            .check(get_json::<LrFindStatus>("/api/admin/lr-find", admin.token().as_deref()).await);
+        let running =
+            matches!(&answer, Ok(s) if matches!(s.state, RunState::Preparing | RunState::Training));
         match answer {
             Ok(answer) => {
                 if status.try_set(Some(answer)).is_some() {

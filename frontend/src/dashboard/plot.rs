@@ -4,7 +4,8 @@
 //! (plotters on a canvas); deciding is done here, where it can be tested.
 
 /// Colours of a chart's lines, in order (the "tab10" palette's first four).
-pub const COLOURS: [(u8, u8, u8); 4] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)];
+pub const COLOURS: [(u8, u8, u8); 4] =
+    [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)];
 
 /// How tick labels of the y axis are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +47,11 @@ impl ChartSpec {
         let lines = lines
             .into_iter()
             .zip(COLOURS.iter().cycle())
-            .map(|((name, points), colour)| Line { name: name.into(), points, colour: *colour })
+            .map(|((name, points), colour)| Line {
+                name: name.into(),
+                points,
+                colour: *colour,
+            })
             .collect();
         Self {
             title: title.into(),
@@ -84,10 +89,19 @@ impl ChartSpec {
     pub fn ranges(&self) -> Option<((f64, f64), (f64, f64))> {
         let mut xs: Vec<f64> = self.drawable().map(|(x, _)| x).collect();
         let ys: Vec<f64> = self.drawable().map(|(_, y)| y).collect();
-        xs.extend(self.marker.as_ref().map(|m| m.x).filter(|x| x.is_finite() && (!self.log_x || *x > 0.0)));
+        xs.extend(
+            self.marker
+                .as_ref()
+                .map(|m| m.x)
+                .filter(|x| x.is_finite() && (!self.log_x || *x > 0.0)),
+        );
         let x = span(&xs)?;
         let y = span(&ys)?;
-        let x = if self.log_x { widen_log(x) } else { widen(x, 0.0) };
+        let x = if self.log_x {
+            widen_log(x)
+        } else {
+            widen(x, 0.0)
+        };
         Some((x, widen(y, 0.05)))
     }
 
@@ -96,7 +110,11 @@ impl ChartSpec {
         let latest: Vec<String> = self
             .lines
             .iter()
-            .filter_map(|l| l.points.last().map(|(_, y)| format!("{} {}", l.name, short(*y))))
+            .filter_map(|l| {
+                l.points
+                    .last()
+                    .map(|(_, y)| format!("{} {}", l.name, short(*y)))
+            })
             .collect();
         match latest.is_empty() {
             true => format!("{}: no data yet.", self.title),
@@ -153,24 +171,42 @@ mod tests {
 
     #[test]
     fn ranges_hold_every_line_and_pad_the_values() {
-        let spec = ChartSpec::new("Loss", "step", vec![
-            ("train", vec![(1.0, 0.5), (3.0, 1.5)]),
-            ("val", vec![(2.0, 0.0), (2.5, f64::NAN)]),
-        ]);
-        assert_eq!(spec.ranges(), Some(((1.0, 3.0), (-0.075, 1.575))));
+        let spec = ChartSpec::new(
+            "Loss",
+            "step",
+            vec![
+                ("train", vec![(1.0, 0.5), (3.0, 1.5)]),
+                ("val", vec![(2.0, 0.0), (2.5, f64::NAN)]),
+            ],
+        );
+        let ((x0, x1), (y0, y1)) = spec.ranges().unwrap();
+        assert_eq!((x0, x1), (1.0, 3.0));
+        assert!(
+            (y0 + 0.075).abs() < 1e-12 && (y1 - 1.575).abs() < 1e-12,
+            "{y0} {y1}"
+        );
         assert_eq!(spec.lines[1].colour, COLOURS[1]);
     }
 
     #[test]
     fn the_marker_widens_the_x_range() {
-        let spec = ChartSpec::new("MAP@5", "dcut", vec![("MAP@5", vec![(1.0, 0.5), (2.0, 0.6)])])
-            .with_marker(4.0, "chosen".into());
+        let spec = ChartSpec::new(
+            "MAP@5",
+            "dcut",
+            vec![("MAP@5", vec![(1.0, 0.5), (2.0, 0.6)])],
+        )
+        .with_marker(4.0, "chosen".into());
         assert_eq!(spec.ranges().unwrap().0, (1.0, 4.0));
     }
 
     #[test]
     fn log_axes_ignore_values_they_cannot_show() {
-        let spec = ChartSpec::new("Sweep", "lr", vec![("loss", vec![(0.0, 9.0), (1e-5, 1.0), (1e-1, 2.0)])]).log_x();
+        let spec = ChartSpec::new(
+            "Sweep",
+            "lr",
+            vec![("loss", vec![(0.0, 9.0), (1e-5, 1.0), (1e-1, 2.0)])],
+        )
+        .log_x();
         let ((x0, x1), (y0, y1)) = spec.ranges().unwrap();
         assert_eq!((x0, x1), (1e-5, 1e-1));
         assert!((y0 - 0.95).abs() < 1e-12 && (y1 - 2.05).abs() < 1e-12);
@@ -185,7 +221,11 @@ mod tests {
         assert!(spec.is_empty());
         assert_eq!(spec.ranges(), None);
         assert_eq!(spec.summary(), "Loss: no data yet.");
-        let flat = ChartSpec::new("Rate", "step", vec![("images/s", vec![(1.0, 40.0), (2.0, 40.0)])]);
+        let flat = ChartSpec::new(
+            "Rate",
+            "step",
+            vec![("images/s", vec![(1.0, 40.0), (2.0, 40.0)])],
+        );
         assert_eq!(flat.ranges().unwrap().1, (36.0, 44.0));
         assert_eq!(flat.summary(), "Rate; latest: images/s 40.000.");
         let lr = ChartSpec::new("lr", "step", vec![("lr", vec![(1.0, 5e-4)])]);

@@ -43,7 +43,11 @@ pub fn RunsList() -> impl IntoView {
             if list.is_empty() {
                 return view! { <p>"No runs yet; start one above."</p> }.into_any();
             }
-            let rows = list.into_iter().rev().map(|run| view! { <RunRow runs=runs run=run/> }).collect_view();
+            let rows = list
+                .into_iter()
+                .rev()
+                .map(|run| view! { <RunRow runs=runs run=run/> })
+                .collect_view();
             view! {
                 <div class="table-wrap">
                     <table>
@@ -65,7 +69,10 @@ pub fn RunsList() -> impl IntoView {
             .into_any()
         })
     };
-    let field = move |label: &'static str, id: &'static str, get: fn(&DcutSweepForm) -> String, set: fn(&mut DcutSweepForm, String)| {
+    let field = move |label: &'static str,
+                      id: &'static str,
+                      get: fn(&DcutSweepForm) -> String,
+                      set: fn(&mut DcutSweepForm, String)| {
         view! {
             <label for=id>{label}</label>
             <input id=id inputmode="decimal" prop:value=move || runs.dcut_form.with(get) on:input=move |ev| {
@@ -101,13 +108,23 @@ fn RunRow(runs: Runs, run: RunSummary) -> impl IntoView {
     let id = run.id.clone();
     let busy = {
         let id = id.clone();
-        move || runs.busy.with(|b| b.as_deref() == Some(id.as_str()))
+        Memo::new(move |_| runs.busy.with(|b| b.as_deref() == Some(id.as_str())))
     };
     let resumable = matches!(run.state, RunState::Stopped | RunState::Failed);
-    let epochs = format!("{} / {}", run.epochs_done, run.n_epochs.map_or("?".into(), |n| n.to_string()));
+    let epochs = format!(
+        "{} / {}",
+        run.epochs_done,
+        run.n_epochs.map_or("?".into(), |n| n.to_string())
+    );
     let map5 = run.val_map5.map_or("–".into(), |m| format!("{m:.3}"));
-    let dcut = run.calibrated_dcut.map_or("–".into(), |d| format!("{d:.2}"));
-    let state = format!("{}{}", state_name(run.state), if run.serving { " · serving" } else { "" });
+    let dcut = run
+        .calibrated_dcut
+        .map_or("–".into(), |d| format!("{d:.2}"));
+    let state = format!(
+        "{}{}",
+        state_name(run.state),
+        if run.serving { " · serving" } else { "" }
+    );
     let (serve_id, resume_id, sweep_id, csv_id) = (id.clone(), id.clone(), id.clone(), id.clone());
 
     view! {
@@ -123,16 +140,16 @@ fn RunRow(runs: Runs, run: RunSummary) -> impl IntoView {
             <td>{map5}</td>
             <td>{dcut}</td>
             <td class="actions">
-                <button type="button" disabled=move || busy() || !run.has_model || run.serving on:click=move |_| {
+                <button type="button" disabled=move || busy.get() || !run.has_model || run.serving on:click=move |_| {
                     act(runs, serve_id.clone(), "serve")
                 }>"Make serving"</button>
-                <button type="button" disabled=move || busy() || !resumable on:click=move |_| {
+                <button type="button" disabled=move || busy.get() || !resumable on:click=move |_| {
                     act(runs, resume_id.clone(), "resume")
                 }>"Resume"</button>
-                <button type="button" disabled=move || busy() || !run.has_model on:click=move |_| {
+                <button type="button" disabled=move || busy.get() || !run.has_model on:click=move |_| {
                     sweep_dcut(runs, sweep_id.clone())
                 }>"Sweep dcut"</button>
-                <button type="button" disabled=move || busy() || !run.has_model on:click=move |_| {
+                <button type="button" disabled=move || busy.get() || !run.has_model on:click=move |_| {
                     fetch_submission(runs, csv_id.clone())
                 }>"submission.csv"</button>
             </td>
@@ -142,10 +159,22 @@ fn RunRow(runs: Runs, run: RunSummary) -> impl IntoView {
 
 #[component]
 fn SweepChart(sweep: ValidateResponse) -> impl IntoView {
-    let map5: Vec<(f64, f64)> = sweep.table.iter().map(|s| (f64::from(s.dcut), s.map5)).collect();
-    let first: Vec<(f64, f64)> = sweep.table.iter().map(|s| (f64::from(s.dcut), s.new_whale_first)).collect();
+    let map5: Vec<(f64, f64)> = sweep
+        .table
+        .iter()
+        .map(|s| (f64::from(s.dcut), s.map5))
+        .collect();
+    let first: Vec<(f64, f64)> = sweep
+        .table
+        .iter()
+        .map(|s| (f64::from(s.dcut), s.new_whale_first))
+        .collect();
     let title = format!("Validation of {} by dcut", sweep.run_id);
-    let mut spec = ChartSpec::new(&title, "dcut", vec![("MAP@5", map5), ("share new_whale first", first)]);
+    let mut spec = ChartSpec::new(
+        &title,
+        "dcut",
+        vec![("MAP@5", map5), ("share new_whale first", first)],
+    );
     if let Some(dcut) = sweep.calibrated_dcut {
         spec = spec.with_marker(f64::from(dcut), format!("chosen dcut {dcut:.2}"));
     }
@@ -154,7 +183,8 @@ fn SweepChart(sweep: ValidateResponse) -> impl IntoView {
 
 fn refresh(runs: Runs) {
     spawn_local(async move {
-        let answer = get_json::<Vec<RunSummary>>("/api/admin/runs", runs.admin.token().as_deref()).await;
+        let answer =
+            get_json::<Vec<RunSummary>>("/api/admin/runs", runs.admin.token().as_deref()).await;
         match runs.admin.check(answer) {
             Ok(list) => {
                 let _ = runs.list.try_set(Some(list));
@@ -171,8 +201,16 @@ fn act(runs: Runs, run_id: String, action: &'static str) {
     runs.busy.set(Some(run_id.clone()));
     spawn_local(async move {
         let url = format!("/api/admin/runs/{run_id}/{action}");
-        let answer = send_json::<Value, JobStarted>("POST", &url, &Value::Null, runs.admin.token().as_deref()).await;
-        let _ = runs.message.try_set(Some(runs.admin.check(answer).map(|j| j.message)));
+        let answer = send_json::<Value, JobStarted>(
+            "POST",
+            &url,
+            &Value::Null,
+            runs.admin.token().as_deref(),
+        )
+        .await;
+        let _ = runs
+            .message
+            .try_set(Some(runs.admin.check(answer).map(|j| j.message)));
         let _ = runs.busy.try_set(None);
         refresh(runs);
     });
@@ -184,14 +222,22 @@ fn sweep_dcut(runs: Runs, run_id: String) {
         Err(problem) => return runs.message.set(Some(Err(problem))),
     };
     runs.busy.set(Some(run_id.clone()));
-    runs.message.set(Some(Ok(format!("Validating {run_id}; embedding the validation split takes a while…"))));
+    runs.message.set(Some(Ok(format!(
+        "Validating {run_id}; embedding the validation split takes a while…"
+    ))));
     spawn_local(async move {
         let url = format!("/api/admin/runs/{run_id}/validate");
-        let answer = send_json::<_, ValidateResponse>("POST", &url, &request, runs.admin.token().as_deref()).await;
+        let answer =
+            send_json::<_, ValidateResponse>("POST", &url, &request, runs.admin.token().as_deref())
+                .await;
         match runs.admin.check(answer) {
             Ok(sweep) => {
-                let chosen = sweep.calibrated_dcut.map_or("none".into(), |d| format!("{d:.2}"));
-                let _ = runs.message.try_set(Some(Ok(format!("{run_id}: chosen dcut {chosen}."))));
+                let chosen = sweep
+                    .calibrated_dcut
+                    .map_or("none".into(), |d| format!("{d:.2}"));
+                let _ = runs
+                    .message
+                    .try_set(Some(Ok(format!("{run_id}: chosen dcut {chosen}."))));
                 let _ = runs.sweep.try_set(Some(sweep));
             }
             Err(problem) => {
@@ -205,12 +251,18 @@ fn sweep_dcut(runs: Runs, run_id: String) {
 
 fn fetch_submission(runs: Runs, run_id: String) {
     runs.busy.set(Some(run_id.clone()));
-    runs.message.set(Some(Ok(format!("Writing the submission of {run_id}; this embeds the test set…"))));
+    runs.message.set(Some(Ok(format!(
+        "Writing the submission of {run_id}; this embeds the test set…"
+    ))));
     spawn_local(async move {
         let url = format!("/api/admin/runs/{run_id}/submission.csv");
         let file_name = format!("{run_id}-submission.csv");
         let done = download(&url, runs.admin.token().as_deref(), &file_name).await;
-        let _ = runs.message.try_set(Some(runs.admin.check(done).map(|()| format!("Saved {file_name}."))));
+        let _ = runs.message.try_set(Some(
+            runs.admin
+                .check(done)
+                .map(|()| format!("Saved {file_name}.")),
+        ));
         let _ = runs.busy.try_set(None);
     });
 }

@@ -70,7 +70,10 @@ pub fn parse_feed(text: &str) -> Result<FeedMessage, String> {
 
 /// Whether a run in `state` has ended.
 pub fn is_terminal(state: RunState) -> bool {
-    matches!(state, RunState::Finished | RunState::Stopped | RunState::Failed)
+    matches!(
+        state,
+        RunState::Finished | RunState::Stopped | RunState::Failed
+    )
 }
 
 impl TrainSeries {
@@ -78,7 +81,10 @@ impl TrainSeries {
     pub fn apply(&mut self, message: FeedMessage) -> Applied {
         match message {
             FeedMessage::History(history) => {
-                *self = Self { run_id: history.run_id, ..Self::default() };
+                *self = Self {
+                    run_id: history.run_id,
+                    ..Self::default()
+                };
                 for event in history.events {
                     self.push(event);
                 }
@@ -101,14 +107,19 @@ impl TrainSeries {
 
     /// `(global step, value)` for a step metric.
     pub fn step_points(&self, metric: StepMetric) -> Vec<(f64, f64)> {
-        self.steps.iter().map(|s| (s.global_step as f64, step_value(s, metric))).collect()
+        self.steps
+            .iter()
+            .map(|s| (s.global_step as f64, step_value(s, metric)))
+            .collect()
     }
 
     /// `(epoch, value)` for an epoch metric, skipping epochs without it.
+    /// Epochs are counted from 1 here, as a person counts them; the server
+    /// counts from 0.
     pub fn epoch_points(&self, metric: EpochMetric) -> Vec<(f64, f64)> {
         self.epochs
             .iter()
-            .filter_map(|e| epoch_value(e, metric).map(|v| (e.epoch as f64, v)))
+            .filter_map(|e| epoch_value(e, metric).map(|v| (e.epoch as f64 + 1.0, v)))
             .collect()
     }
 
@@ -129,7 +140,13 @@ impl TrainSeries {
     /// A job's first event is `Preparing`; after an ended run (or a step
     /// already seen) it means the server started another job.
     fn starts_a_new_job(&self, event: &TrainEvent) -> bool {
-        let TrainEvent::State { state: RunState::Preparing, .. } = event else { return false };
+        let TrainEvent::State {
+            state: RunState::Preparing,
+            ..
+        } = event
+        else {
+            return false;
+        };
         match &self.state {
             Some((state, _)) => is_terminal(*state),
             None => !self.steps.is_empty(),
@@ -148,7 +165,9 @@ pub fn thin(points: &[(f64, f64)], max_points: usize) -> Vec<(f64, f64)> {
         .chunks(per_bucket)
         .map(|chunk| {
             let n = chunk.len() as f64;
-            let (sx, sy) = chunk.iter().fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
+            let (sx, sy) = chunk
+                .iter()
+                .fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
             (sx / n, sy / n)
         })
         .collect()
@@ -206,11 +225,17 @@ mod tests {
     }
 
     fn state(state: RunState) -> TrainEvent {
-        TrainEvent::State { state, message: String::new() }
+        TrainEvent::State {
+            state,
+            message: String::new(),
+        }
     }
 
     fn history(events: Vec<TrainEvent>) -> FeedMessage {
-        FeedMessage::History(TrainHistory { run_id: Some("run-0003".into()), events })
+        FeedMessage::History(TrainHistory {
+            run_id: Some("run-0003".into()),
+            events,
+        })
     }
 
     #[test]
@@ -237,12 +262,24 @@ mod tests {
     #[test]
     fn replayed_steps_and_epochs_replace_what_followed_them() {
         let mut series = TrainSeries::default();
-        let events = vec![step(1, 0.9), step(2, 0.8), step(3, 0.7), epoch(0, Some(0.2)), epoch(1, None)];
+        let events = vec![
+            step(1, 0.9),
+            step(2, 0.8),
+            step(3, 0.7),
+            epoch(0, Some(0.2)),
+            epoch(1, None),
+        ];
         series.apply(history(events));
         series.apply(FeedMessage::Event(step(2, 0.6)));
         series.apply(FeedMessage::Event(epoch(1, Some(0.4))));
-        assert_eq!(series.step_points(StepMetric::Loss), vec![(1.0, 0.9), (2.0, 0.6)]);
-        assert_eq!(series.epoch_points(EpochMetric::ValMap5), vec![(0.0, 0.2), (1.0, 0.4)]);
+        assert_eq!(
+            series.step_points(StepMetric::Loss),
+            vec![(1.0, 0.9), (2.0, 0.6)]
+        );
+        assert_eq!(
+            series.epoch_points(EpochMetric::ValMap5),
+            vec![(1.0, 0.2), (2.0, 0.4)]
+        );
         assert_eq!(series.epoch_points(EpochMetric::ValLoss), vec![]);
         assert_eq!(series.last_step().unwrap().global_step, 2);
     }
@@ -250,17 +287,33 @@ mod tests {
     #[test]
     fn preparing_after_an_ended_run_asks_for_a_resync() {
         let mut series = TrainSeries::default();
-        series.apply(history(vec![state(RunState::Training), step(1, 0.9), state(RunState::Finished)]));
-        assert_eq!(series.apply(FeedMessage::Event(state(RunState::Preparing))), Applied::Resync);
+        series.apply(history(vec![
+            state(RunState::Training),
+            step(1, 0.9),
+            state(RunState::Finished),
+        ]));
+        assert_eq!(
+            series.apply(FeedMessage::Event(state(RunState::Preparing))),
+            Applied::Resync
+        );
 
         let mut fresh = TrainSeries::default();
         fresh.apply(history(vec![]));
-        assert_eq!(fresh.apply(FeedMessage::Event(state(RunState::Preparing))), Applied::Updated);
-        assert_eq!(fresh.apply(FeedMessage::Event(state(RunState::Training))), Applied::Updated);
+        assert_eq!(
+            fresh.apply(FeedMessage::Event(state(RunState::Preparing))),
+            Applied::Updated
+        );
+        assert_eq!(
+            fresh.apply(FeedMessage::Event(state(RunState::Training))),
+            Applied::Updated
+        );
 
         let mut stateless = TrainSeries::default();
         stateless.apply(history(vec![step(5, 0.1)]));
-        assert_eq!(stateless.apply(FeedMessage::Event(state(RunState::Preparing))), Applied::Resync);
+        assert_eq!(
+            stateless.apply(FeedMessage::Event(state(RunState::Preparing))),
+            Applied::Resync
+        );
     }
 
     #[test]

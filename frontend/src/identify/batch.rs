@@ -13,7 +13,10 @@ pub enum PhotoState {
     /// Chosen, not sent yet.
     Waiting,
     /// Bytes going up; `sent` of `total`.
-    Uploading { sent: f64, total: f64 },
+    Uploading {
+        sent: f64,
+        total: f64,
+    },
     /// Sent; the server is cropping and embedding it.
     Embedding,
     Done(IdentifyResponse),
@@ -58,7 +61,10 @@ impl Batch {
     /// An empty batch whose tags start with `group` (letters, digits and
     /// `_` only, so the tag stays a plain name the server accepts).
     pub fn new(group: &str) -> Self {
-        Self { group: group.to_string(), states: Vec::new() }
+        Self {
+            group: group.to_string(),
+            states: Vec::new(),
+        }
     }
 
     /// Adds a photo; returns its index.
@@ -94,7 +100,11 @@ impl Batch {
     /// Upload progress of a photo; a finished photo stays finished.
     pub fn uploading(&mut self, photo_idx: usize, sent: f64, total: f64) {
         let done_sending = total > 0.0 && sent >= total;
-        let next = if done_sending { PhotoState::Embedding } else { PhotoState::Uploading { sent, total } };
+        let next = if done_sending {
+            PhotoState::Embedding
+        } else {
+            PhotoState::Uploading { sent, total }
+        };
         self.set_unless_finished(photo_idx, next);
     }
 
@@ -186,9 +196,20 @@ mod tests {
         assert_eq!(batch.streamed(response(8, Some("someone-0"))), None);
         assert_eq!(batch.streamed(response(9, None)), None);
         batch.answered(second, response(7, Some("g-1")));
-        assert_eq!(batch.state(second), Some(&PhotoState::Done(response(7, Some("g-1")))));
+        assert_eq!(
+            batch.state(second),
+            Some(&PhotoState::Done(response(7, Some("g-1"))))
+        );
         assert_eq!(batch.state(first), Some(&PhotoState::Waiting));
-        assert_eq!(batch.tally(), Tally { waiting: 1, busy: 0, done: 1, failed: 0 });
+        assert_eq!(
+            batch.tally(),
+            Tally {
+                waiting: 1,
+                busy: 0,
+                done: 1,
+                failed: 0
+            }
+        );
     }
 
     #[test]
@@ -210,7 +231,10 @@ mod tests {
         batch.again(done);
         batch.again(busy);
         assert_eq!(batch.state(done), Some(&PhotoState::Waiting));
-        assert!(matches!(batch.state(busy), Some(PhotoState::Uploading { .. })));
+        assert!(matches!(
+            batch.state(busy),
+            Some(PhotoState::Uploading { .. })
+        ));
     }
 
     #[test]
@@ -225,6 +249,13 @@ mod tests {
         batch.failed(photo, "The photo is too large for the server.".into());
         assert_eq!(batch.state(photo).unwrap().progress(), 1.0);
         assert_eq!(batch.tally().failed, 1);
-        assert_eq!(PhotoState::Uploading { sent: 5.0, total: 0.0 }.progress(), 0.0);
+        assert_eq!(
+            PhotoState::Uploading {
+                sent: 5.0,
+                total: 0.0
+            }
+            .progress(),
+            0.0
+        );
     }
 }

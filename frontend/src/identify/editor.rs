@@ -90,12 +90,18 @@ impl ScreenMap {
     /// The map for an image of `image` pixels shown at `shown` CSS pixels.
     pub fn new(image: (u32, u32), shown: (f64, f64)) -> Self {
         let scale = |pixels: u32, css: f64| if css > 0.0 { pixels as f64 / css } else { 1.0 };
-        Self { scale_x: scale(image.0, shown.0), scale_y: scale(image.1, shown.1) }
+        Self {
+            scale_x: scale(image.0, shown.0),
+            scale_y: scale(image.1, shown.1),
+        }
     }
 
     /// The image point under `(x, y)` CSS pixels from the photo's corner.
     pub fn to_image(&self, x: f64, y: f64) -> Point {
-        Point { x: x * self.scale_x, y: y * self.scale_y }
+        Point {
+            x: x * self.scale_x,
+            y: y * self.scale_y,
+        }
     }
 
     /// A distance of `css` CSS pixels in image pixels (the larger scale, so
@@ -108,7 +114,12 @@ impl ScreenMap {
 impl BoxEditor {
     /// An editor on a `width x height` image, with no box yet.
     pub fn new(width: u32, height: u32) -> Self {
-        Self { width: width as f64, height: height as f64, bbox: None, drag: None }
+        Self {
+            width: width as f64,
+            height: height as f64,
+            bbox: None,
+            drag: None,
+        }
     }
 
     pub fn bbox(&self) -> Option<BoundingBox> {
@@ -128,7 +139,9 @@ impl BoxEditor {
     /// What a pointer at `p` would grab, with handles `tolerance` image
     /// pixels thick on either side of the edges.
     pub fn hit(&self, p: Point, tolerance: f64) -> Hit {
-        let Some(b) = self.bbox else { return Hit::Outside };
+        let Some(b) = self.bbox else {
+            return Hit::Outside;
+        };
         let within = |v: f64, lo: f64, hi: f64| v >= lo - tolerance && v <= hi + tolerance;
         if !within(p.x, b.x0, b.x1) || !within(p.y, b.y0, b.y1) {
             return Hit::Outside;
@@ -159,7 +172,11 @@ impl BoxEditor {
             Hit::Inside => Mode::Move,
             Hit::Outside => Mode::Create,
         };
-        self.drag = Some(Drag { mode, start: p, before: self.bbox });
+        self.drag = Some(Drag {
+            mode,
+            start: p,
+            before: self.bbox,
+        });
     }
 
     /// Follows the pointer during a drag; `false` when nothing is dragged.
@@ -168,7 +185,9 @@ impl BoxEditor {
         let p = self.clamp_point(p);
         self.bbox = match (drag.mode, drag.before) {
             (Mode::Create, _) => Some(spanning(drag.start, p)),
-            (Mode::Move, Some(before)) => Some(self.moved(before, p.x - drag.start.x, p.y - drag.start.y)),
+            (Mode::Move, Some(before)) => {
+                Some(self.moved(before, p.x - drag.start.x, p.y - drag.start.y))
+            }
             (Mode::Resize(handle), Some(before)) => Some(resized(before, handle, p)),
             (_, None) => None,
         };
@@ -180,7 +199,9 @@ impl BoxEditor {
     pub fn pointer_up(&mut self, p: Point) {
         self.pointer_move(p);
         let Some(drag) = self.drag.take() else { return };
-        let too_small = self.bbox.is_some_and(|b| b.x1 - b.x0 < MIN_SIDE || b.y1 - b.y0 < MIN_SIDE);
+        let too_small = self
+            .bbox
+            .is_some_and(|b| b.x1 - b.x0 < MIN_SIDE || b.y1 - b.y0 < MIN_SIDE);
         if too_small {
             self.bbox = drag.before;
         }
@@ -198,7 +219,10 @@ impl BoxEditor {
     pub fn nudge(&mut self, dx: f64, dy: f64, resize: bool) {
         let Some(b) = self.bbox else { return };
         self.bbox = Some(if resize {
-            let corner = self.clamp_point(Point { x: b.x1 + dx, y: b.y1 + dy });
+            let corner = self.clamp_point(Point {
+                x: b.x1 + dx,
+                y: b.y1 + dy,
+            });
             let x1 = corner.x.max(b.x0 + MIN_SIDE).min(self.width);
             let y1 = corner.y.max(b.y0 + MIN_SIDE).min(self.height);
             BoundingBox::new(b.x0, b.y0, x1, y1)
@@ -215,7 +239,10 @@ impl BoxEditor {
     }
 
     fn clamp_point(&self, p: Point) -> Point {
-        Point { x: p.x.clamp(0.0, self.width), y: p.y.clamp(0.0, self.height) }
+        Point {
+            x: p.x.clamp(0.0, self.width),
+            y: p.y.clamp(0.0, self.height),
+        }
     }
 
     fn clamp_box(&self, b: BoundingBox) -> BoundingBox {
@@ -257,7 +284,10 @@ mod tests {
 
     fn drag(editor: &mut BoxEditor, from: Point, to: Point) {
         editor.pointer_down(from, 5.0);
-        editor.pointer_move(Point { x: (from.x + to.x) / 2.0, y: (from.y + to.y) / 2.0 });
+        editor.pointer_move(Point {
+            x: (from.x + to.x) / 2.0,
+            y: (from.y + to.y) / 2.0,
+        });
         editor.pointer_up(to);
     }
 
@@ -271,7 +301,10 @@ mod tests {
     fn dragging_on_empty_space_creates_a_box_in_either_direction() {
         let mut editor = BoxEditor::new(400, 300);
         drag(&mut editor, p(300.0, 200.0), p(100.0, 50.0));
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(100.0, 50.0, 300.0, 200.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(100.0, 50.0, 300.0, 200.0))
+        );
         assert!(!editor.is_dragging());
     }
 
@@ -279,14 +312,20 @@ mod tests {
     fn a_box_dragged_past_the_image_is_clamped_to_it() {
         let mut editor = BoxEditor::new(400, 300);
         drag(&mut editor, p(350.0, -20.0), p(480.0, 100.0));
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(350.0, 0.0, 400.0, 100.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(350.0, 0.0, 400.0, 100.0))
+        );
     }
 
     #[test]
     fn a_click_keeps_the_box_there_was() {
         let mut editor = with_box((10.0, 10.0, 100.0, 60.0));
         drag(&mut editor, p(300.0, 250.0), p(302.0, 251.0));
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(10.0, 10.0, 100.0, 60.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(10.0, 10.0, 100.0, 60.0))
+        );
         let mut empty = BoxEditor::new(400, 300);
         drag(&mut empty, p(30.0, 30.0), p(31.0, 30.0));
         assert_eq!(empty.bbox(), None);
@@ -296,31 +335,49 @@ mod tests {
     fn dragging_inside_moves_the_box_and_stops_at_the_border() {
         let mut editor = with_box((100.0, 100.0, 200.0, 150.0));
         drag(&mut editor, p(150.0, 120.0), p(170.0, 100.0));
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(120.0, 80.0, 220.0, 130.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(120.0, 80.0, 220.0, 130.0))
+        );
         drag(&mut editor, p(150.0, 120.0), p(1000.0, 1000.0));
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(300.0, 250.0, 400.0, 300.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(300.0, 250.0, 400.0, 300.0))
+        );
     }
 
     #[test]
     fn edges_and_corners_resize() {
         let mut editor = with_box((100.0, 100.0, 200.0, 150.0));
         drag(&mut editor, p(200.0, 125.0), p(260.0, 10.0));
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(100.0, 100.0, 260.0, 150.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(100.0, 100.0, 260.0, 150.0))
+        );
         drag(&mut editor, p(98.0, 152.0), p(50.0, 200.0));
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(50.0, 100.0, 260.0, 200.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(50.0, 100.0, 260.0, 200.0))
+        );
     }
 
     #[test]
     fn an_edge_dragged_past_the_opposite_one_flips_the_box() {
         let mut editor = with_box((100.0, 100.0, 200.0, 150.0));
         drag(&mut editor, p(150.0, 100.0), p(150.0, 190.0));
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(100.0, 150.0, 200.0, 190.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(100.0, 150.0, 200.0, 190.0))
+        );
     }
 
     #[test]
     fn hits_find_corners_before_edges_and_respect_tolerance() {
         let editor = with_box((100.0, 100.0, 200.0, 150.0));
-        assert_eq!(editor.hit(p(103.0, 97.0), 5.0), Hit::Edge(Handle::NorthWest));
+        assert_eq!(
+            editor.hit(p(103.0, 97.0), 5.0),
+            Hit::Edge(Handle::NorthWest)
+        );
         assert_eq!(editor.hit(p(150.0, 153.0), 5.0), Hit::Edge(Handle::South));
         assert_eq!(editor.hit(p(196.0, 125.0), 5.0), Hit::Edge(Handle::East));
         assert_eq!(editor.hit(p(150.0, 125.0), 5.0), Hit::Inside);
@@ -335,7 +392,10 @@ mod tests {
         editor.pointer_down(p(150.0, 120.0), 5.0);
         assert!(editor.pointer_move(p(10.0, 10.0)));
         editor.cancel();
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(100.0, 100.0, 200.0, 150.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(100.0, 100.0, 200.0, 150.0))
+        );
         assert!(!editor.pointer_move(p(0.0, 0.0)));
     }
 
@@ -343,9 +403,15 @@ mod tests {
     fn keys_nudge_and_grow_within_the_image() {
         let mut editor = with_box((390.0, 100.0, 395.0, 150.0));
         editor.nudge(10.0, -5.0, false);
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(395.0, 95.0, 400.0, 145.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(395.0, 95.0, 400.0, 145.0))
+        );
         editor.nudge(-50.0, 0.0, true);
-        assert_eq!(editor.bbox(), Some(BoundingBox::new(395.0, 95.0, 399.0, 145.0)));
+        assert_eq!(
+            editor.bbox(),
+            Some(BoundingBox::new(395.0, 95.0, 399.0, 145.0))
+        );
     }
 
     #[test]

@@ -25,6 +25,11 @@ use crate::format;
 const MOUSE_TOLERANCE: f64 = 8.0;
 const TOUCH_TOLERANCE: f64 = 20.0;
 
+/// What the photo canvas does, for screen readers.
+const BOX_HELP: &str = "The photo. Drag to draw a box around the fluke, drag the box \
+    to move it, drag its edges to resize it. With the keyboard: arrow keys move \
+    the box, Shift with arrows resizes it, Delete removes it.";
+
 /// How often to ask again while the serving model loads.
 const STATUS_POLL_MS: u64 = 3000;
 
@@ -57,15 +62,20 @@ impl State {
 
     /// The serving run's crop geometry, or the default before one serves.
     fn geometry(&self) -> CropGeometry {
-        self.status.with(|s| {
-            s.as_ref().and_then(|s| s.as_ref().ok()).and_then(|s| s.serving.as_ref()).map(|s| s.geometry)
-        })
-        .unwrap_or_default()
+        self.status
+            .with(|s| {
+                s.as_ref()
+                    .and_then(|s| s.as_ref().ok())
+                    .and_then(|s| s.serving.as_ref())
+                    .map(|s| s.geometry)
+            })
+            .unwrap_or_default()
     }
 
     fn selected_size(&self) -> Option<(u32, u32)> {
         let idx = self.selected.get_untracked();
-        self.photos.with_value(|all| all.get(idx).map(|p| (p.width, p.height)))
+        self.photos
+            .with_value(|all| all.get(idx).map(|p| (p.width, p.height)))
     }
 
     fn edit(&self, change: impl FnOnce(&mut BoxEditor)) {
@@ -114,11 +124,16 @@ pub fn IdentifyPage() -> impl IntoView {
 /// Asks for the server's status, and again while the model loads.
 fn fetch_status(status: RwSignal<Option<Result<StatusResponse, String>>>) {
     spawn_local(async move {
-        let answer = get_json::<StatusResponse>("/api/status", None).await.map_err(|f| f.message);
+        let answer = get_json::<StatusResponse>("/api/status", None)
+            .await
+            .map_err(|f| f.message);
         let loading = matches!(&answer, Ok(s) if matches!(s.model, ModelStatus::Loading { .. }));
         status.set(Some(answer));
         if loading {
-            set_timeout(move || fetch_status(status), std::time::Duration::from_millis(STATUS_POLL_MS));
+            set_timeout(
+                move || fetch_status(status),
+                std::time::Duration::from_millis(STATUS_POLL_MS),
+            );
         }
     });
 }
@@ -127,7 +142,9 @@ fn fetch_status(status: RwSignal<Option<Result<StatusResponse, String>>>) {
 fn listen_for_results(batch: RwSignal<Batch>) {
     let socket = StoredValue::new_local(None::<Socket>);
     let on_message = move |text: String| {
-        let Ok(response) = serde_json::from_str::<IdentifyResponse>(&text) else { return };
+        let Ok(response) = serde_json::from_str::<IdentifyResponse>(&text) else {
+            return;
+        };
         let mut claimed = false;
         batch.update(|b| claimed = b.streamed(response.clone()).is_some());
         if claimed {
@@ -181,7 +198,9 @@ fn StatusLine(status: RwSignal<Option<Result<StatusResponse, String>>>) -> impl 
 fn PhotoPicker(state: State) -> impl IntoView {
     let dragging = RwSignal::new(false);
     let take = move |list: Option<FileList>| {
-        let files: Vec<File> = list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
+        let files: Vec<File> = list
+            .map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
+            .unwrap_or_default();
         add_files(state, files);
     };
     let on_change = move |ev: leptos::ev::Event| {
@@ -241,7 +260,9 @@ fn add_files(state: State, files: Vec<File>) {
                 Err(message) => problems.push(message),
             }
         }
-        state.notice.set((!problems.is_empty()).then(|| problems.join(" ")));
+        state
+            .notice
+            .set((!problems.is_empty()).then(|| problems.join(" ")));
     });
 }
 
@@ -282,10 +303,14 @@ fn BoxCanvas(state: State) -> impl IntoView {
         let idx = state.selected.get();
         let bbox = state.editors.with(|all| all.get(idx).map(BoxEditor::bbox));
         let geometry = state.geometry();
-        let (Some(element), Some(bbox)) = (canvas.get(), bbox) else { return };
+        let (Some(element), Some(bbox)) = (canvas.get(), bbox) else {
+            return;
+        };
         state.photos.with_value(|all| {
             let Some(shown) = all.get(idx) else { return };
-            let region = preview::plan(&geometry, bbox, shown.width, shown.height).ok().map(|p| p.region);
+            let region = preview::plan(&geometry, bbox, shown.width, shown.height)
+                .ok()
+                .map(|p| p.region);
             photo::draw_photo(&element, shown, bbox, region);
         });
     });
@@ -294,14 +319,23 @@ fn BoxCanvas(state: State) -> impl IntoView {
         let element = canvas.get_untracked()?;
         let rect = element.get_bounding_client_rect();
         let map = ScreenMap::new(state.selected_size()?, (rect.width(), rect.height()));
-        let point = map.to_image(ev.client_x() as f64 - rect.left(), ev.client_y() as f64 - rect.top());
+        let point = map.to_image(
+            ev.client_x() as f64 - rect.left(),
+            ev.client_y() as f64 - rect.top(),
+        );
         Some((point, map))
     };
     let tolerance = |ev: &PointerEvent, map: &ScreenMap| {
-        map.tolerance(if ev.pointer_type() == "touch" { TOUCH_TOLERANCE } else { MOUSE_TOLERANCE })
+        map.tolerance(if ev.pointer_type() == "touch" {
+            TOUCH_TOLERANCE
+        } else {
+            MOUSE_TOLERANCE
+        })
     };
     let on_down = move |ev: PointerEvent| {
-        let Some((point, map)) = locate(&ev) else { return };
+        let Some((point, map)) = locate(&ev) else {
+            return;
+        };
         ev.prevent_default();
         if let Some(element) = canvas.get_untracked() {
             let _ = element.set_pointer_capture(ev.pointer_id());
@@ -310,16 +344,22 @@ fn BoxCanvas(state: State) -> impl IntoView {
         state.edit(|e| e.pointer_down(point, tolerance(&ev, &map)));
     };
     let on_move = move |ev: PointerEvent| {
-        let Some((point, map)) = locate(&ev) else { return };
+        let Some((point, map)) = locate(&ev) else {
+            return;
+        };
         let idx = state.selected.get_untracked();
-        let dragging = state.editors.with_untracked(|all| all.get(idx).is_some_and(BoxEditor::is_dragging));
+        let dragging = state
+            .editors
+            .with_untracked(|all| all.get(idx).is_some_and(BoxEditor::is_dragging));
         if dragging {
             state.edit(|e| {
                 e.pointer_move(point);
             });
             return;
         }
-        let hit = state.editors.with_untracked(|all| all.get(idx).map(|e| e.hit(point, tolerance(&ev, &map))));
+        let hit = state
+            .editors
+            .with_untracked(|all| all.get(idx).map(|e| e.hit(point, tolerance(&ev, &map))));
         cursor.set(match hit {
             Some(Hit::Edge(handle)) => handle.cursor(),
             Some(Hit::Inside) => "move",
@@ -332,7 +372,9 @@ fn BoxCanvas(state: State) -> impl IntoView {
         }
     };
     let on_key = move |ev: KeyboardEvent| {
-        let Some((width, height)) = state.selected_size() else { return };
+        let Some((width, height)) = state.selected_size() else {
+            return;
+        };
         let step = (width.max(height) as f64 / 100.0).max(1.0);
         let (dx, dy) = match ev.key().as_str() {
             "ArrowLeft" => (-step, 0.0),
@@ -350,7 +392,9 @@ fn BoxCanvas(state: State) -> impl IntoView {
         state.edit(|e| e.nudge(dx, dy, ev.shift_key()));
     };
     let centred_box = move |_| {
-        let Some((w, h)) = state.selected_size() else { return };
+        let Some((w, h)) = state.selected_size() else {
+            return;
+        };
         let (w, h) = (w as f64, h as f64);
         state.edit(|e| e.set_box(Some(BoundingBox::new(w * 0.2, h * 0.3, w * 0.8, h * 0.7))));
     };
@@ -360,7 +404,7 @@ fn BoxCanvas(state: State) -> impl IntoView {
             <canvas
                 node_ref=canvas
                 tabindex="0"
-                aria-label="The photo. Drag to draw a box around the fluke, drag the box to move it, drag its edges to resize it. With the keyboard: arrow keys move the box, Shift with arrows resizes it, Delete removes it."
+                aria-label=BOX_HELP
                 style:cursor=move || cursor.get()
                 on:pointerdown=on_down
                 on:pointermove=on_move
@@ -393,7 +437,9 @@ fn CropPreview(state: State) -> impl IntoView {
         let idx = state.selected.get();
         let bbox = state.editors.with(|all| all.get(idx).map(BoxEditor::bbox));
         let geometry = state.geometry();
-        let (Some(element), Some(bbox)) = (canvas.get(), bbox) else { return };
+        let (Some(element), Some(bbox)) = (canvas.get(), bbox) else {
+            return;
+        };
         state.photos.with_value(|all| {
             let Some(shown) = all.get(idx) else { return };
             match preview::plan(&geometry, bbox, shown.width, shown.height) {
@@ -458,10 +504,16 @@ fn send_waiting(state: State) {
         let geometry = state.geometry();
         let n_photos = state.batch.with_untracked(Batch::len);
         for idx in 0..n_photos {
-            let waiting = state.batch.with_untracked(|b| matches!(b.state(idx), Some(PhotoState::Waiting)));
+            let waiting = state
+                .batch
+                .with_untracked(|b| matches!(b.state(idx), Some(PhotoState::Waiting)));
             let chosen = state.photos.with_value(|all| all.get(idx).cloned());
-            let (true, Some(chosen)) = (waiting, chosen) else { continue };
-            let bbox = state.editors.with_untracked(|all| all.get(idx).and_then(BoxEditor::bbox));
+            let (true, Some(chosen)) = (waiting, chosen) else {
+                continue;
+            };
+            let bbox = state
+                .editors
+                .with_untracked(|all| all.get(idx).and_then(BoxEditor::bbox));
             state.batch.update(|b| b.uploading(idx, 0.0, 1.0));
             match send_one(state, idx, &chosen, bbox, &geometry).await {
                 Ok(response) => {
@@ -514,11 +566,19 @@ fn ResultCard(state: State, idx: usize, name: String) -> impl IntoView {
     let body = move || match photo_state.get()? {
         PhotoState::Waiting => Some(view! { <p>"Waiting to be sent."</p> }.into_any()),
         PhotoState::Uploading { sent, total } => {
-            let text = format!("Uploading the crop: {} of {}", format::bytes(sent), format::bytes(total));
+            let text = format!(
+                "Uploading the crop: {} of {}",
+                format::bytes(sent),
+                format::bytes(total)
+            );
             Some(view! { <p>{text}</p> }.into_any())
         }
-        PhotoState::Embedding => Some(view! { <p>"Comparing with the known whales…"</p> }.into_any()),
-        PhotoState::Failed(message) => Some(view! { <p class="error" role="alert">{message}</p> }.into_any()),
+        PhotoState::Embedding => {
+            Some(view! { <p>"Comparing with the known whales…"</p> }.into_any())
+        }
+        PhotoState::Failed(message) => {
+            Some(view! { <p class="error" role="alert">{message}</p> }.into_any())
+        }
         PhotoState::Done(response) => Some(view! { <Answer response=response/> }.into_any()),
     };
     view! {

@@ -32,7 +32,8 @@ const HANDLE_SIDE: f64 = 10.0;
 /// A sentence when the browser cannot read the file as an image.
 pub async fn load(file: &File) -> Result<Photo, String> {
     let name = file.name();
-    let unreadable = || format!("{name} is not a photo this browser can read; choose a JPEG or PNG.");
+    let unreadable =
+        || format!("{name} is not a photo this browser can read; choose a JPEG or PNG.");
     let url = Url::create_object_url_with_blob(file).map_err(|_| unreadable())?;
     let image = HtmlImageElement::new().map_err(|_| unreadable())?;
     image.set_src(&url);
@@ -44,7 +45,12 @@ pub async fn load(file: &File) -> Result<Photo, String> {
     if width == 0 || height == 0 {
         return Err(unreadable());
     }
-    Ok(Photo { name, image, width, height })
+    Ok(Photo {
+        name,
+        image,
+        width,
+        height,
+    })
 }
 
 /// Draws `photo` on `canvas` (resized to show it), with the crop region
@@ -74,7 +80,12 @@ pub fn draw_photo(
         ctx.set_line_width(2.0);
         ctx.set_stroke_style_str("rgba(255, 255, 255, 0.95)");
         let _ = ctx.set_line_dash(&dash(&[8.0, 6.0]));
-        ctx.stroke_rect(r.x0 as f64 * scale, r.y0 as f64 * scale, r.width() as f64 * scale, r.height() as f64 * scale);
+        ctx.stroke_rect(
+            r.x0 as f64 * scale,
+            r.y0 as f64 * scale,
+            r.width() as f64 * scale,
+            r.height() as f64 * scale,
+        );
         let _ = ctx.set_line_dash(&dash(&[]));
     }
     if let Some(b) = bbox {
@@ -122,10 +133,20 @@ pub fn draw_crop(canvas: &HtmlCanvasElement, photo: &Photo, plan: &CropPlan) {
 ///
 /// A sentence when the browser cannot encode the crop.
 pub async fn crop_png(photo: &Photo, plan: &CropPlan) -> Result<Blob, String> {
-    let document = web_sys::window().and_then(|w| w.document()).expect("a page has a document");
-    let canvas: HtmlCanvasElement = document.create_element("canvas").expect("canvases exist").unchecked_into();
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .expect("a page has a document");
+    let canvas: HtmlCanvasElement = document
+        .create_element("canvas")
+        .expect("canvases exist")
+        .unchecked_into();
     draw_crop(&canvas, photo, plan);
-    let failed = || format!("The crop of {} could not be made in this browser.", photo.name);
+    let failed = || {
+        format!(
+            "The crop of {} could not be made in this browser.",
+            photo.name
+        )
+    };
     let promise = js_sys::Promise::new(&mut |resolve, _reject| {
         let _ = canvas.to_blob(&resolve);
     });
@@ -134,9 +155,17 @@ pub async fn crop_png(photo: &Photo, plan: &CropPlan) -> Result<Blob, String> {
 }
 
 fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
-    canvas.get_context("2d").ok().flatten().and_then(|c| c.dyn_into().ok())
+    canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into().ok())
 }
 
 fn dash(segments: &[f64]) -> JsValue {
-    segments.iter().map(|s| JsValue::from_f64(*s)).collect::<js_sys::Array>().into()
+    segments
+        .iter()
+        .map(|s| JsValue::from_f64(*s))
+        .collect::<js_sys::Array>()
+        .into()
 }

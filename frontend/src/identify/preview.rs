@@ -30,7 +30,11 @@ pub fn plan(
 ) -> Result<CropPlan, CropError> {
     let bbox = bbox.unwrap_or_else(|| BoundingBox::whole(width, height));
     let region = geometry.region(&bbox, width, height)?;
-    Ok(CropPlan { region, width: geometry.width, height: geometry.height })
+    Ok(CropPlan {
+        region,
+        width: geometry.width,
+        height: geometry.height,
+    })
 }
 
 /// The size to show a `width x height` photo at on a canvas, at most
@@ -55,15 +59,36 @@ mod tests {
         // The shared crate's worked example: padded 350x120 grows to 360x120.
         let bbox = BoundingBox::new(100.0, 100.0, 400.0, 200.0);
         let plan = plan(&CropGeometry::default(), Some(bbox), 1000, 600).unwrap();
-        assert_eq!(plan.region, CropRegion { x0: 70, y0: 90, x1: 430, y1: 210 });
+        assert_eq!(
+            plan.region,
+            CropRegion {
+                x0: 70,
+                y0: 90,
+                x1: 430,
+                y1: 210
+            }
+        );
         assert_eq!((plan.width, plan.height), (576, 192));
     }
 
     #[test]
     fn no_box_means_the_whole_photo_and_other_geometries_are_honoured() {
-        let geometry = CropGeometry { width: 64, height: 32, pad_x: 0.0, pad_y: 0.0 };
+        let geometry = CropGeometry {
+            width: 64,
+            height: 32,
+            pad_x: 0.0,
+            pad_y: 0.0,
+        };
         let plan = plan(&geometry, None, 200, 100).unwrap();
-        assert_eq!(plan.region, CropRegion { x0: 0, y0: 0, x1: 200, y1: 100 });
+        assert_eq!(
+            plan.region,
+            CropRegion {
+                x0: 0,
+                y0: 0,
+                x1: 200,
+                y1: 100
+            }
+        );
         assert_eq!((plan.width, plan.height), (64, 32));
     }
 

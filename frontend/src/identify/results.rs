@@ -27,7 +27,11 @@ pub fn headline(response: &IdentifyResponse) -> String {
     match (response.probably_new, best) {
         (true, _) => "Probably a new whale: no known individual is close enough.".into(),
         (false, Some(best)) => {
-            format!("Best match: {} ({})", best.label, confidence_words(best.confidence))
+            format!(
+                "Best match: {} ({})",
+                best.label,
+                confidence_words(best.confidence)
+            )
         }
         (false, None) => "No candidates came back.".into(),
     }
@@ -35,7 +39,12 @@ pub fn headline(response: &IdentifyResponse) -> String {
 
 /// The candidates in the server's order, nearest first.
 pub fn candidate_lines(response: &IdentifyResponse) -> Vec<CandidateLine> {
-    response.candidates.iter().enumerate().map(|(idx, c)| line(idx + 1, c)).collect()
+    response
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(idx, c)| line(idx + 1, c))
+        .collect()
 }
 
 /// A confidence from 0 to 1 in words. 0.5 is the `dcut` distance, where
@@ -71,10 +80,18 @@ pub fn last_query() -> Option<IdentifyResponse> {
 
 fn line(rank: usize, candidate: &CandidateMatch) -> CandidateLine {
     let is_new_whale = candidate.label == NEW_WHALE;
-    let words = if is_new_whale { "a new individual" } else { confidence_words(candidate.confidence) };
+    let words = if is_new_whale {
+        "a new individual"
+    } else {
+        confidence_words(candidate.confidence)
+    };
     CandidateLine {
         rank,
-        label: if is_new_whale { "New whale".into() } else { candidate.label.clone() },
+        label: if is_new_whale {
+            "New whale".into()
+        } else {
+            candidate.label.clone()
+        },
         is_new_whale,
         distance: format!("{:.2}", candidate.distance),
         percent: (candidate.confidence.clamp(0.0, 1.0) * 100.0).round() as u32,
@@ -88,29 +105,58 @@ mod tests {
     use super::*;
 
     fn candidate(label: &str, distance: f32, confidence: f32) -> CandidateMatch {
-        CandidateMatch { label: label.into(), distance, confidence, photos: vec![format!("/api/images/train/{label}.jpg")] }
+        CandidateMatch {
+            label: label.into(),
+            distance,
+            confidence,
+            photos: vec![format!("/api/images/train/{label}.jpg")],
+        }
     }
 
     fn response(probably_new: bool, candidates: Vec<CandidateMatch>) -> IdentifyResponse {
-        IdentifyResponse { upload_id: 1, run_id: "run-0001".into(), batch: None, candidates, probably_new }
+        IdentifyResponse {
+            upload_id: 1,
+            run_id: "run-0001".into(),
+            batch: None,
+            candidates,
+            probably_new,
+        }
     }
 
     #[test]
     fn a_close_match_leads_with_its_label() {
-        let answer = response(false, vec![candidate("w_1a2b3c4", 0.8, 0.8), candidate(NEW_WHALE, 2.0, 0.2)]);
+        let answer = response(
+            false,
+            vec![
+                candidate("w_1a2b3c4", 0.8, 0.8),
+                candidate(NEW_WHALE, 2.0, 0.2),
+            ],
+        );
         assert_eq!(headline(&answer), "Best match: w_1a2b3c4 (strong match)");
         let lines = candidate_lines(&answer);
         assert_eq!(lines[0].distance, "0.80");
-        assert_eq!((lines[0].rank, lines[0].percent, lines[0].words), (1, 80, "strong match"));
-        assert_eq!((lines[1].label.as_str(), lines[1].is_new_whale), ("New whale", true));
+        assert_eq!(
+            (lines[0].rank, lines[0].percent, lines[0].words),
+            (1, 80, "strong match")
+        );
+        assert_eq!(
+            (lines[1].label.as_str(), lines[1].is_new_whale),
+            ("New whale", true)
+        );
         assert_eq!(lines[1].words, "a new individual");
     }
 
     #[test]
     fn new_whale_first_reads_as_probably_new() {
-        let answer = response(true, vec![candidate(NEW_WHALE, 2.0, 0.7), candidate("w_1", 2.6, 0.3)]);
+        let answer = response(
+            true,
+            vec![candidate(NEW_WHALE, 2.0, 0.7), candidate("w_1", 2.6, 0.3)],
+        );
         assert!(headline(&answer).starts_with("Probably a new whale"));
-        assert_eq!(headline(&response(false, vec![])), "No candidates came back.");
+        assert_eq!(
+            headline(&response(false, vec![])),
+            "No candidates came back."
+        );
     }
 
     #[test]

@@ -22,11 +22,15 @@ pub async fn identify_crop(
 ) -> Result<IdentifyResponse, String> {
     let unreached = || error_message(NOT_REACHED, "");
     let form = FormData::new().map_err(|_| unreached())?;
-    form.append_with_blob_and_filename("crop", crop, "crop.png").map_err(|_| unreached())?;
-    form.append_with_str("batch", batch).map_err(|_| unreached())?;
+    form.append_with_blob_and_filename("crop", crop, "crop.png")
+        .map_err(|_| unreached())?;
+    form.append_with_str("batch", batch)
+        .map_err(|_| unreached())?;
 
     let request = XmlHttpRequest::new().map_err(|_| unreached())?;
-    request.open("POST", "/api/identify").map_err(|_| unreached())?;
+    request
+        .open("POST", "/api/identify")
+        .map_err(|_| unreached())?;
     let progress = Closure::<dyn FnMut(ProgressEvent)>::new(move |event: ProgressEvent| {
         if event.length_computable() {
             on_progress(event.loaded(), event.total());

@@ -14,11 +14,15 @@ use web_sys::HtmlCanvasElement;
 use super::view::{colour, query_layout, MapView};
 use crate::api::http::get_json;
 use crate::app::Route;
-use crate::identify::results::last_query;
+use crate::identify::results::{last_query, NEW_WHALE};
 
 /// Radius of a point, and how near the pointer must come to it, in pixels.
 const POINT_RADIUS: i32 = 4;
 const HOVER_RADIUS: f64 = 8.0;
+
+/// What the map canvas does, for screen readers.
+const MAP_HELP: &str = "Map of gallery photos. Drag or use arrow keys to pan, the \
+    wheel, the buttons or + and - to zoom; click a point to see its individual.";
 
 /// Zoom per wheel notch or button press.
 const ZOOM_STEP: f64 = 1.25;
@@ -71,10 +75,14 @@ pub fn MapPage() -> impl IntoView {
     });
     Effect::new(move |_| {
         let n_points = state.n_points.get();
-        let (Some(element), true) = (canvas.get(), n_points > 0) else { return };
+        let (Some(element), true) = (canvas.get(), n_points > 0) else {
+            return;
+        };
         if state.view.get_untracked().is_none() {
             let size = fit_canvas(&element);
-            state.view.set(Some(state.points.with_value(|p| MapView::fit(p, size))));
+            state
+                .view
+                .set(Some(state.points.with_value(|p| MapView::fit(p, size))));
         }
     });
     Effect::new(move |_| {
@@ -95,7 +103,9 @@ pub fn MapPage() -> impl IntoView {
     let reset = move |_| {
         if let Some(element) = canvas.get_untracked() {
             let size = fit_canvas(&element);
-            state.view.set(Some(state.points.with_value(|p| MapView::fit(p, size))));
+            state
+                .view
+                .set(Some(state.points.with_value(|p| MapView::fit(p, size))));
         }
     };
 
@@ -117,7 +127,7 @@ pub fn MapPage() -> impl IntoView {
                 <canvas
                     node_ref=canvas
                     tabindex="0"
-                    aria-label="Map of gallery photos. Drag or use arrow keys to pan, the wheel or the buttons to zoom; click a point to open its individual."
+                    aria-label=MAP_HELP
                     on:wheel=move |ev: WheelEvent| on_wheel(state, ev)
                     on:pointerdown=move |ev: PointerEvent| on_down(state, &canvas, ev)
                     on:pointermove=move |ev: PointerEvent| on_move(state, ev)
@@ -135,35 +145,55 @@ pub fn MapPage() -> impl IntoView {
 
 /// Sizes the canvas's pixels to its box on the page; returns the size.
 fn fit_canvas(canvas: &HtmlCanvasElement) -> (f64, f64) {
-    let (w, h) = (canvas.client_width().max(200) as u32, canvas.client_height().max(200) as u32);
+    let (w, h) = (
+        canvas.client_width().max(200) as u32,
+        canvas.client_height().max(200) as u32,
+    );
     canvas.set_width(w);
     canvas.set_height(h);
     (f64::from(w), f64::from(h))
 }
 
 fn draw(canvas: &HtmlCanvasElement, state: MapState, view: &MapView, chosen: Option<&str>) {
-    let Some(backend) = CanvasBackend::with_canvas_object(canvas.clone()) else { return };
+    let Some(backend) = CanvasBackend::with_canvas_object(canvas.clone()) else {
+        return;
+    };
     let root = backend.into_drawing_area();
     let _ = root.fill(&WHITE);
     let (x_range, y_range) = view.ranges();
-    let Ok(mut chart) = ChartBuilder::on(&root).build_cartesian_2d(x_range, y_range) else { return };
+    let Ok(mut chart) = ChartBuilder::on(&root).build_cartesian_2d(x_range, y_range) else {
+        return;
+    };
 
     state.points.with_value(|points| {
         let dots = points.iter().map(|p| {
             let (r, g, b) = colour(&p.label);
-            Circle::new((p.x as f64, p.y as f64), POINT_RADIUS, RGBColor(r, g, b).mix(0.8).filled())
+            Circle::new(
+                (p.x as f64, p.y as f64),
+                POINT_RADIUS,
+                RGBColor(r, g, b).mix(0.8).filled(),
+            )
         });
         let _ = chart.draw_series(dots);
         if let Some(chosen) = chosen {
             let rings = points.iter().filter(|p| p.label == chosen).map(|p| {
-                Circle::new((p.x as f64, p.y as f64), POINT_RADIUS + 4, BLACK.stroke_width(2))
+                Circle::new(
+                    (p.x as f64, p.y as f64),
+                    POINT_RADIUS + 4,
+                    BLACK.stroke_width(2),
+                )
             });
             let _ = chart.draw_series(rings);
         }
-        let layout = state.query.with_value(|q| q.as_ref().and_then(|q| query_layout(points, q)));
+        let layout = state
+            .query
+            .with_value(|q| q.as_ref().and_then(|q| query_layout(points, q)));
         if let Some(layout) = layout {
             let lines = layout.candidates.iter().map(|(_, centre)| {
-                PathElement::new(vec![layout.query, *centre], RGBColor(40, 40, 40).stroke_width(1))
+                PathElement::new(
+                    vec![layout.query, *centre],
+                    RGBColor(40, 40, 40).stroke_width(1),
+                )
             });
             let _ = chart.draw_series(lines);
             let marker = Cross::new(layout.query, 8, RGBColor(200, 0, 80).stroke_width(3));
@@ -175,7 +205,11 @@ fn draw(canvas: &HtmlCanvasElement, state: MapState, view: &MapView, chosen: Opt
 
 fn on_wheel(state: MapState, ev: WheelEvent) {
     ev.prevent_default();
-    let factor = if ev.delta_y() < 0.0 { ZOOM_STEP } else { 1.0 / ZOOM_STEP };
+    let factor = if ev.delta_y() < 0.0 {
+        ZOOM_STEP
+    } else {
+        1.0 / ZOOM_STEP
+    };
     let (x, y) = (f64::from(ev.offset_x()), f64::from(ev.offset_y()));
     state.view.update(|v| {
         if let Some(v) = v {
@@ -189,7 +223,10 @@ fn on_down(state: MapState, canvas: &NodeRef<leptos::html::Canvas>, ev: PointerE
         let _ = element.set_pointer_capture(ev.pointer_id());
     }
     let at = (f64::from(ev.offset_x()), f64::from(ev.offset_y()));
-    state.drag.set_value(Some(Drag { last: at, travelled: 0.0 }));
+    state.drag.set_value(Some(Drag {
+        last: at,
+        travelled: 0.0,
+    }));
 }
 
 fn on_move(state: MapState, ev: PointerEvent) {
@@ -209,20 +246,31 @@ fn on_move(state: MapState, ev: PointerEvent) {
         }
         return;
     }
-    let Some(view) = state.view.get_untracked() else { return };
-    let nearest = state.points.with_value(|p| view.nearest(p, at.0, at.1, HOVER_RADIUS));
+    let Some(view) = state.view.get_untracked() else {
+        return;
+    };
+    let nearest = state
+        .points
+        .with_value(|p| view.nearest(p, at.0, at.1, HOVER_RADIUS));
     state.hovered.set(nearest.map(|idx| (idx, at.0, at.1)));
 }
 
 fn on_up(state: MapState, ev: PointerEvent) {
-    let Some(drag) = state.drag.get_value() else { return };
+    let Some(drag) = state.drag.get_value() else {
+        return;
+    };
     state.drag.set_value(None);
     if drag.travelled > CLICK_SLOP {
         return;
     }
-    let Some(view) = state.view.get_untracked() else { return };
+    let Some(view) = state.view.get_untracked() else {
+        return;
+    };
     let at = (f64::from(ev.offset_x()), f64::from(ev.offset_y()));
-    let nearest = state.points.with_value(|p| view.nearest(p, at.0, at.1, HOVER_RADIUS).map(|idx| p[idx].label.clone()));
+    let nearest = state.points.with_value(|p| {
+        view.nearest(p, at.0, at.1, HOVER_RADIUS)
+            .map(|idx| p[idx].label.clone())
+    });
     state.chosen.set(nearest);
 }
 
@@ -266,17 +314,30 @@ fn Chosen(state: MapState) -> impl IntoView {
     move || {
         let label = state.chosen.get()?;
         let photos = state.points.with_value(|points| {
-            points.iter().filter(|p| p.label == label).map(|p| p.image.clone()).collect::<Vec<_>>()
+            points
+                .iter()
+                .filter(|p| p.label == label)
+                .map(|p| p.image.clone())
+                .collect::<Vec<_>>()
         });
         let images = photos
             .iter()
             .map(|url| view! { <img src=url.clone() alt=format!("A photo of {label}") loading="lazy"/> })
             .collect_view();
+        let unknown = label == NEW_WHALE;
+        let title = if unknown {
+            "Unidentified whales (new_whale)".to_string()
+        } else {
+            label.clone()
+        };
+        let link = (!unknown).then(|| {
+            view! { <a href=Route::Individual(label.clone()).href()>"Sightings in the catalogue (admin)"</a> }
+        });
         Some(view! {
             <aside class="card chosen" aria-live="polite">
                 <header>
-                    <h2>{label.clone()}</h2>
-                    <a href=Route::Individual(label.clone()).href()>"Sightings in the catalogue (admin)"</a>
+                    <h2>{title}</h2>
+                    {link}
                     <button type="button" on:click=move |_| state.chosen.set(None)>"Close"</button>
                 </header>
                 <p class="small">{format!("{} photos on the map", photos.len())}</p>

@@ -43,11 +43,20 @@ impl MapView {
         // A degenerate spread (one point, or all on a line) still gets a
         // unit square around it.
         let span = ((hi.0 - lo.0).max(1e-6), (hi.1 - lo.1).max(1e-6));
-        let span = if span.0 < 1e-3 && span.1 < 1e-3 { (2.0, 2.0) } else { span };
+        let span = if span.0 < 1e-3 && span.1 < 1e-3 {
+            (2.0, 2.0)
+        } else {
+            span
+        };
         let usable = 1.0 - 2.0 * FIT_MARGIN;
         let scale = (size.0 * usable / span.0).min(size.1 * usable / span.1);
         let centre = ((lo.0 + hi.0) / 2.0, (lo.1 + hi.1) / 2.0);
-        Self { centre, scale, size, fit_scale: scale }
+        Self {
+            centre,
+            scale,
+            size,
+            fit_scale: scale,
+        }
     }
 
     /// Screen pixel of map point `(x, y)`.
@@ -77,12 +86,18 @@ impl MapView {
         let zoom = (self.scale * factor / self.fit_scale).clamp(MIN_ZOOM, MAX_ZOOM);
         self.scale = self.fit_scale * zoom;
         let moved = self.to_map(sx, sy);
-        self.centre = (self.centre.0 + anchor.0 - moved.0, self.centre.1 + anchor.1 - moved.1);
+        self.centre = (
+            self.centre.0 + anchor.0 - moved.0,
+            self.centre.1 + anchor.1 - moved.1,
+        );
     }
 
     /// Drags the map by `(dx, dy)` screen pixels.
     pub fn pan_by(&mut self, dx: f64, dy: f64) {
-        self.centre = (self.centre.0 - dx / self.scale, self.centre.1 + dy / self.scale);
+        self.centre = (
+            self.centre.0 - dx / self.scale,
+            self.centre.1 + dy / self.scale,
+        );
     }
 
     /// The point nearest to screen pixel `(sx, sy)`, if one lies within
@@ -102,14 +117,21 @@ impl MapView {
     }
 }
 
+/// Lightness levels that tell apart individuals of similar hue.
+const LIGHTNESS: [f64; 3] = [0.32, 0.45, 0.58];
+
 /// A colour for an individual, the same on every visit: its label hashed
-/// (FNV-1a) to a hue; `new_whale` is grey.
+/// (FNV-1a) to a hue and one of three lightness levels; `new_whale` is
+/// grey.
 pub fn colour(label: &str) -> (u8, u8, u8) {
     if label == NEW_WHALE {
         return (150, 150, 150);
     }
-    let hash = label.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    hsl_to_rgb((hash % 360) as f64, 0.65, 0.45)
+    let hash = label.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let lightness = LIGHTNESS[(hash >> 16) as usize % LIGHTNESS.len()];
+    hsl_to_rgb((hash % 360) as f64, 0.75, lightness)
 }
 
 /// The centre of an individual's points on the map.
@@ -117,7 +139,9 @@ pub fn centre_of(points: &[MapPoint], label: &str) -> Option<(f64, f64)> {
     let mine: Vec<&MapPoint> = points.iter().filter(|p| p.label == label).collect();
     let n = mine.len() as f64;
     (!mine.is_empty()).then(|| {
-        let (sx, sy) = mine.iter().fold((0.0, 0.0), |(sx, sy), p| (sx + p.x as f64, sy + p.y as f64));
+        let (sx, sy) = mine
+            .iter()
+            .fold((0.0, 0.0), |(sx, sy), p| (sx + p.x as f64, sy + p.y as f64));
         (sx / n, sy / n)
     })
 }
@@ -131,13 +155,18 @@ pub fn query_layout(points: &[MapPoint], query: &IdentifyResponse) -> Option<Que
     let mut candidates = Vec::new();
     let (mut sum, mut weights) = ((0.0, 0.0), 0.0);
     for candidate in query.candidates.iter().filter(|c| c.label != NEW_WHALE) {
-        let Some(centre) = centre_of(points, &candidate.label) else { continue };
+        let Some(centre) = centre_of(points, &candidate.label) else {
+            continue;
+        };
         let weight = 1.0 / (candidate.distance as f64).max(1e-3);
         sum = (sum.0 + weight * centre.0, sum.1 + weight * centre.1);
         weights += weight;
         candidates.push((candidate.label.clone(), centre));
     }
-    (weights > 0.0).then(|| QueryLayout { query: (sum.0 / weights, sum.1 / weights), candidates })
+    (weights > 0.0).then(|| QueryLayout {
+        query: (sum.0 / weights, sum.1 / weights),
+        candidates,
+    })
 }
 
 /// A query's place on the map and its candidates' centres.
@@ -170,11 +199,20 @@ mod tests {
     use flukeid_shared::api::CandidateMatch;
 
     fn point(x: f32, y: f32, label: &str) -> MapPoint {
-        MapPoint { x, y, label: label.into(), image: format!("/api/images/train/{label}.jpg") }
+        MapPoint {
+            x,
+            y,
+            label: label.into(),
+            image: format!("/api/images/train/{label}.jpg"),
+        }
     }
 
     fn square() -> Vec<MapPoint> {
-        vec![point(-1.0, -1.0, "w_a"), point(1.0, 1.0, "w_b"), point(1.0, -1.0, "w_b")]
+        vec![
+            point(-1.0, -1.0, "w_a"),
+            point(1.0, 1.0, "w_b"),
+            point(1.0, -1.0, "w_b"),
+        ]
     }
 
     fn close(a: (f64, f64), b: (f64, f64)) -> bool {
@@ -211,7 +249,10 @@ mod tests {
         let mut view = MapView::fit(&square(), (200.0, 100.0));
         let before = view.to_screen(1.0, 1.0);
         view.pan_by(10.0, -20.0);
-        assert!(close(view.to_screen(1.0, 1.0), (before.0 + 10.0, before.1 - 20.0)));
+        assert!(close(
+            view.to_screen(1.0, 1.0),
+            (before.0 + 10.0, before.1 - 20.0)
+        ));
     }
 
     #[test]
@@ -244,18 +285,31 @@ mod tests {
     #[test]
     fn a_query_sits_nearest_its_closest_candidate() {
         let points = square();
-        let candidate = |label: &str, distance| CandidateMatch { label: label.into(), distance, confidence: 0.5, photos: vec![] };
+        let candidate = |label: &str, distance| CandidateMatch {
+            label: label.into(),
+            distance,
+            confidence: 0.5,
+            photos: vec![],
+        };
         let query = IdentifyResponse {
             upload_id: 1,
             run_id: "run-0001".into(),
             batch: None,
-            candidates: vec![candidate("w_a", 1.0), candidate(NEW_WHALE, 2.0), candidate("w_b", 3.0), candidate("w_gone", 1.0)],
+            candidates: vec![
+                candidate("w_a", 1.0),
+                candidate(NEW_WHALE, 2.0),
+                candidate("w_b", 3.0),
+                candidate("w_gone", 1.0),
+            ],
             probably_new: false,
         };
         let layout = query_layout(&points, &query).unwrap();
         // Centres (-1, -1) and (1, 0), weights 1 and 1/3.
         assert!(close(layout.query, (-0.5, -0.75)));
-        assert_eq!(layout.candidates, vec![("w_a".into(), (-1.0, -1.0)), ("w_b".into(), (1.0, 0.0))]);
+        assert_eq!(
+            layout.candidates,
+            vec![("w_a".into(), (-1.0, -1.0)), ("w_b".into(), (1.0, 0.0))]
+        );
         assert_eq!(centre_of(&points, "w_none"), None);
     }
 }

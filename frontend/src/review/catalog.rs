@@ -42,7 +42,10 @@ fn Catalog() -> impl IntoView {
     let query = RwSignal::new(String::new());
     let message = RwSignal::new(None::<Result<String, String>>);
     spawn_local(async move {
-        let answer = admin.check(get_json::<Vec<IndividualSummary>>("/api/admin/individuals", admin.token().as_deref()).await);
+        let answer = admin.check(
+            get_json::<Vec<IndividualSummary>>("/api/admin/individuals", admin.token().as_deref())
+                .await,
+        );
         match answer {
             Ok(list) => drop(all.try_set(Some(list))),
             Err(problem) => drop(message.try_set(Some(Err(problem)))),
@@ -95,7 +98,13 @@ fn Catalog() -> impl IntoView {
             </header>
             <Outcome message=message/>
             <label for="find-individual">"Find an individual"</label>
-            <input id="find-individual" type="search" placeholder="w_…" prop:value=move || query.get() on:input=move |ev| query.set(event_target_value(&ev))/>
+            <input
+                id="find-individual"
+                type="search"
+                placeholder="w_…"
+                prop:value=move || query.get()
+                on:input=move |ev| query.set(event_target_value(&ev))
+            />
             {rows}
         </section>
     }
@@ -105,8 +114,17 @@ fn Catalog() -> impl IntoView {
 fn SightingsCsv(admin: Admin, message: RwSignal<Option<Result<String, String>>>) -> impl IntoView {
     let save = move |_| {
         spawn_local(async move {
-            let done = download("/api/admin/sightings.csv", admin.token().as_deref(), "sightings.csv").await;
-            let _ = message.try_set(Some(admin.check(done).map(|()| "Saved sightings.csv.".to_string())));
+            let done = download(
+                "/api/admin/sightings.csv",
+                admin.token().as_deref(),
+                "sightings.csv",
+            )
+            .await;
+            let _ = message.try_set(Some(
+                admin
+                    .check(done)
+                    .map(|()| "Saved sightings.csv.".to_string()),
+            ));
         });
     };
     view! { <button type="button" on:click=save>"Export sightings (CSV)"</button> }

@@ -34,14 +34,22 @@ struct Review {
 
 #[component]
 fn Queue() -> impl IntoView {
-    let review = Review { admin: use_admin(), uploads: RwSignal::new(None), message: RwSignal::new(None) };
+    let review = Review {
+        admin: use_admin(),
+        uploads: RwSignal::new(None),
+        message: RwSignal::new(None),
+    };
     load(review);
     let cards = move || {
         review.uploads.get().map(|uploads| {
             if uploads.is_empty() {
                 return view! { <p>"Nothing waiting for review."</p> }.into_any();
             }
-            uploads.into_iter().map(|upload| view! { <UploadCard review=review upload=upload/> }).collect_view().into_any()
+            uploads
+                .into_iter()
+                .map(|upload| view! { <UploadCard review=review upload=upload/> })
+                .collect_view()
+                .into_any()
         })
     };
     view! {
@@ -63,7 +71,9 @@ fn Queue() -> impl IntoView {
 fn load(review: Review) {
     spawn_local(async move {
         let token = review.admin.token();
-        let answer = get_json::<Vec<UploadRecord>>("/api/admin/uploads?status=pending", token.as_deref()).await;
+        let answer =
+            get_json::<Vec<UploadRecord>>("/api/admin/uploads?status=pending", token.as_deref())
+                .await;
         match review.admin.check(answer) {
             Ok(uploads) => {
                 let _ = review.uploads.try_set(Some(uploads));
@@ -150,7 +160,12 @@ fn UploadCard(review: Review, upload: UploadRecord) -> impl IntoView {
                 <button type="button" on:click=move |_| confirm(Choice::NewIndividual)>"New individual"</button>
                 <form class="inline" on:submit=other>
                     <label for=input_id.clone()>"Another known individual"</label>
-                    <input id=input_id list="known-ids" placeholder="w_…" prop:value=move || typed.get() on:input=move |ev| typed.set(event_target_value(&ev))/>
+                    <input
+                        id=input_id
+                        placeholder="w_…"
+                        prop:value=move || typed.get()
+                        on:input=move |ev| typed.set(event_target_value(&ev))
+                    />
                     <button type="submit">"Confirm"</button>
                 </form>
                 {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
@@ -163,7 +178,13 @@ fn UploadCard(review: Review, upload: UploadRecord) -> impl IntoView {
 fn confirm(review: Review, upload_id: i64, choice: Choice) {
     spawn_local(async move {
         let url = format!("/api/admin/uploads/{upload_id}/confirm");
-        let answer = send_json::<_, ConfirmResponse>("POST", &url, &choice.request(), review.admin.token().as_deref()).await;
+        let answer = send_json::<_, ConfirmResponse>(
+            "POST",
+            &url,
+            &choice.request(),
+            review.admin.token().as_deref(),
+        )
+        .await;
         match review.admin.check(answer) {
             Ok(done) => {
                 let gallery = if done.added_to_gallery {
@@ -171,7 +192,10 @@ fn confirm(review: Review, upload_id: i64, choice: Choice) {
                 } else {
                     "it joins the gallery when the next serving run loads"
                 };
-                let news = format!("Upload {} is {} (sighting {}); {gallery}.", done.upload_id, done.individual, done.sighting_id);
+                let news = format!(
+                    "Upload {} is {} (sighting {}); {gallery}.",
+                    done.upload_id, done.individual, done.sighting_id
+                );
                 let _ = review.message.try_set(Some(Ok(news)));
                 review.uploads.update(|u| {
                     if let Some(u) = u {

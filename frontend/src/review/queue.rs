@@ -21,8 +21,14 @@ impl Choice {
     /// The body of `POST /api/admin/uploads/{id}/confirm`.
     pub fn request(&self) -> ConfirmRequest {
         match self {
-            Choice::Known(id) => ConfirmRequest { individual: Some(id.clone()), new_individual: false },
-            Choice::NewIndividual => ConfirmRequest { individual: None, new_individual: true },
+            Choice::Known(id) => ConfirmRequest {
+                individual: Some(id.clone()),
+                new_individual: false,
+            },
+            Choice::NewIndividual => ConfirmRequest {
+                individual: None,
+                new_individual: true,
+            },
         }
     }
 }
@@ -60,9 +66,14 @@ pub fn box_view(upload: &UploadRecord) -> Option<(f64, f64, f64, f64)> {
 }
 
 /// Individuals whose id contains `query` (any case), in the given order.
-pub fn find_individuals<'a>(all: &'a [IndividualSummary], query: &str) -> Vec<&'a IndividualSummary> {
+pub fn find_individuals<'a>(
+    all: &'a [IndividualSummary],
+    query: &str,
+) -> Vec<&'a IndividualSummary> {
     let query = query.trim().to_lowercase();
-    all.iter().filter(|i| i.id.to_lowercase().contains(&query)).collect()
+    all.iter()
+        .filter(|i| i.id.to_lowercase().contains(&query))
+        .collect()
 }
 
 #[cfg(test)]
@@ -73,7 +84,12 @@ mod tests {
     fn upload(labels: &[&str], bbox: Option<BoundingBox>, is_crop: bool) -> UploadRecord {
         let candidates = labels
             .iter()
-            .map(|label| CandidateMatch { label: label.to_string(), distance: 1.0, confidence: 0.5, photos: vec![] })
+            .map(|label| CandidateMatch {
+                label: label.to_string(),
+                distance: 1.0,
+                confidence: 0.5,
+                photos: vec![],
+            })
             .collect();
         UploadRecord {
             id: 4,
@@ -91,14 +107,26 @@ mod tests {
     #[test]
     fn new_whale_is_not_offered_as_an_individual() {
         let record = upload(&["w_2", NEW_WHALE, "w_1", "w_2"], None, true);
-        assert_eq!(known_candidates(&record), vec!["w_2".to_string(), "w_1".to_string()]);
+        assert_eq!(
+            known_candidates(&record),
+            vec!["w_2".to_string(), "w_1".to_string()]
+        );
     }
 
     #[test]
     fn choices_become_the_confirm_bodies_the_server_wants() {
         let known = Choice::Known("w_1".into()).request();
-        assert_eq!(serde_json::to_string(&known).unwrap(), r#"{"individual":"w_1","new_individual":false}"#);
-        assert_eq!(Choice::NewIndividual.request(), ConfirmRequest { individual: None, new_individual: true });
+        assert_eq!(
+            serde_json::to_string(&known).unwrap(),
+            r#"{"individual":"w_1","new_individual":false}"#
+        );
+        assert_eq!(
+            Choice::NewIndividual.request(),
+            ConfirmRequest {
+                individual: None,
+                new_individual: true
+            }
+        );
         assert_eq!(typed_choice(" w_9 "), Ok(Choice::Known("w_9".into())));
         assert!(typed_choice("").is_err());
         assert!(typed_choice("new_whale").is_err());
@@ -107,16 +135,27 @@ mod tests {
     #[test]
     fn a_photo_with_a_box_shows_the_box_with_a_margin() {
         let bbox = BoundingBox::new(10.0, 50.0, 210.0, 120.0);
-        assert_eq!(box_view(&upload(&[], Some(bbox), false)), Some((0.0, 30.0, 230.0, 110.0)));
+        assert_eq!(
+            box_view(&upload(&[], Some(bbox), false)),
+            Some((0.0, 30.0, 230.0, 110.0))
+        );
         assert_eq!(box_view(&upload(&[], Some(bbox), true)), None);
         assert_eq!(box_view(&upload(&[], None, false)), None);
     }
 
     #[test]
     fn individuals_are_found_by_part_of_their_id() {
-        let summary = |id: &str| IndividualSummary { id: id.into(), n_photos: 1, n_sightings: 0, last_seen: None };
+        let summary = |id: &str| IndividualSummary {
+            id: id.into(),
+            n_photos: 1,
+            n_sightings: 0,
+            last_seen: None,
+        };
         let all = vec![summary("w_abc"), summary("w_ABD"), summary("w_xyz")];
-        let found: Vec<&str> = find_individuals(&all, "ab").iter().map(|i| i.id.as_str()).collect();
+        let found: Vec<&str> = find_individuals(&all, "ab")
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect();
         assert_eq!(found, vec!["w_abc", "w_ABD"]);
         assert_eq!(find_individuals(&all, " ").len(), 3);
     }
