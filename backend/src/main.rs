@@ -53,6 +53,18 @@ enum Command {
     BenchTrain(BenchTrainArgs),
     /// Serve the web app and its API.
     Serve(ServeArgs),
+    /// Convert a torchvision ResNet/ResNeXt state dict (.pth) to safetensors.
+    ImportWeights(ImportWeightsArgs),
+}
+
+#[derive(Args)]
+struct ImportWeightsArgs {
+    /// A torchvision state dict saved with torch.save(model.state_dict()).
+    pth: PathBuf,
+    /// The safetensors file to write, e.g. the backbone's default weights
+    /// path under ~/.cache/flukeid/weights.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -279,6 +291,7 @@ fn main() -> Result<()> {
         Command::Submit(args) => submit(args),
         Command::BenchTrain(args) => bench_train(args),
         Command::Serve(args) => serve(args),
+        Command::ImportWeights(args) => import_weights(args),
     }
 }
 
@@ -480,6 +493,28 @@ fn serve(args: ServeArgs) -> Result<()> {
         println!("flukeid is serving on http://{addr}");
         println!("admin token: {token}");
     }))?;
+    Ok(())
+}
+
+/// Runs the converter script with the set-up's Python, which has torch.
+fn import_weights(args: ImportWeightsArgs) -> Result<()> {
+    let cache = std::env::var_os("FLUKEID_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/flukeid")
+    });
+    let python = cache.join("venv/bin/python");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/convert_weights.py");
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .arg("torchvision")
+        .arg(&args.pth)
+        .arg("--out")
+        .arg(&args.out)
+        .status()
+        .with_context(|| format!("running {} (run scripts/setup.sh first)", python.display()))?;
+    if !status.success() {
+        bail!("converting {} failed (see the message above)", args.pth.display());
+    }
+    println!("wrote {}", args.out.display());
     Ok(())
 }
 
