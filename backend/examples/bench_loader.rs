@@ -20,7 +20,11 @@ fn main() -> anyhow::Result<()> {
         Some(dir) => dir.into(),
         None => {
             let out = scratch.path().join("data");
-            generate(&SynthConfig { out: out.clone(), n_individuals: 40, seed: 3 })?;
+            generate(&SynthConfig {
+                out: out.clone(),
+                n_individuals: 40,
+                seed: 3,
+            })?;
             out
         }
     };
@@ -32,23 +36,30 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     for threads in [1, n_cores] {
         let rate = decode_rate(&data, &images, threads)?;
-        println!("| decode + crop | {threads} | {rate:.1} | {:.1} |", rate / threads as f64);
+        println!(
+            "| decode + crop | {threads} | {rate:.1} | {:.1} |",
+            rate / threads as f64
+        );
     }
     for threads in [1, n_cores] {
         let rate = augment_rate(threads as i32);
-        println!("| augment + normalise | {threads} | {rate:.1} | {:.1} |", rate / threads as f64);
+        println!(
+            "| augment + normalise | {threads} | {rate:.1} | {:.1} |",
+            rate / threads as f64
+        );
     }
     Ok(())
 }
 
 /// Photos decoded and cropped per second on `threads` threads.
 fn decode_rate(data: &DataSet, images: &[String], threads: usize) -> anyhow::Result<f64> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     let geometry = CropGeometry::default();
     let started = Instant::now();
-    let (cache, failures) = pool.install(|| {
-        CropCache::build(data, Split::Train, images, &geometry, DEFAULT_MAX_PIXELS)
-    });
+    let (cache, failures) = pool
+        .install(|| CropCache::build(data, Split::Train, images, &geometry, DEFAULT_MAX_PIXELS));
     anyhow::ensure!(failures.is_empty(), "{} images failed", failures.len());
     Ok(cache.len() as f64 / started.elapsed().as_secs_f64())
 }

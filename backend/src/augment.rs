@@ -44,8 +44,10 @@ pub struct Normalisation {
 /// The ImageNet statistics torchvision's backbones were trained with. Every
 /// backbone takes inputs normalised this way; EfficientNet-Lite converts
 /// them to its own scaling inside the network.
-pub const IMAGENET: Normalisation =
-    Normalisation { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+pub const IMAGENET: Normalisation = Normalisation {
+    mean: [0.485, 0.456, 0.406],
+    std: [0.229, 0.224, 0.225],
+};
 
 /// Parameters drawn for one image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,7 +102,13 @@ impl AugmentConfig {
 
     /// Draws the parameters for one image.
     pub fn sample(&self, rng: &mut impl Rng) -> ImageParams {
-        let mut symmetric = |half: f64| if half > 0.0 { rng.gen_range(-half..=half) } else { 0.0 };
+        let mut symmetric = |half: f64| {
+            if half > 0.0 {
+                rng.gen_range(-half..=half)
+            } else {
+                0.0
+            }
+        };
         let rotate_deg = symmetric(self.rotate_deg);
         let shear_deg = symmetric(self.shear_deg);
         let hue_saturation = symmetric(self.hue_saturation);
@@ -150,8 +158,14 @@ pub fn image_to_tensor(image: &image::RgbImage) -> Tensor {
 /// `[3, H, W]` to a `(W, H)` image.
 pub fn tensor_to_image(xs: &Tensor) -> image::RgbImage {
     let size = xs.size();
-    let bytes = (xs.to_device(Device::Cpu) * 255.0).round().clamp(0.0, 255.0);
-    let bytes = bytes.to_kind(Kind::Uint8).permute([1, 2, 0]).contiguous().flatten(0, -1);
+    let bytes = (xs.to_device(Device::Cpu) * 255.0)
+        .round()
+        .clamp(0.0, 255.0);
+    let bytes = bytes
+        .to_kind(Kind::Uint8)
+        .permute([1, 2, 0])
+        .contiguous()
+        .flatten(0, -1);
     let bytes = Vec::<u8>::try_from(&bytes).expect("a uint8 tensor converts to bytes");
     image::RgbImage::from_raw(size[2] as u32, size[1] as u32, bytes)
         .expect("a [3, H, W] tensor has H * W * 3 bytes")
@@ -188,8 +202,12 @@ pub fn apply(xs: &Tensor, params: &[ImageParams]) -> Tensor {
 /// `[N, 3, H, W]` in, same out.
 pub fn normalise(xs: &Tensor, norm: &Normalisation) -> Tensor {
     let options = (Kind::Float, xs.device());
-    let mean = Tensor::from_slice(&norm.mean).to_kind(options.0).to(options.1);
-    let std = Tensor::from_slice(&norm.std).to_kind(options.0).to(options.1);
+    let mean = Tensor::from_slice(&norm.mean)
+        .to_kind(options.0)
+        .to(options.1);
+    let std = Tensor::from_slice(&norm.std)
+        .to_kind(options.0)
+        .to(options.1);
     (xs - mean.view([1, 3, 1, 1])) / std.view([1, 3, 1, 1])
 }
 
@@ -198,8 +216,10 @@ pub fn normalise(xs: &Tensor, norm: &Normalisation) -> Tensor {
 fn affine(xs: &Tensor, params: &[ImageParams]) -> Tensor {
     let size = xs.size();
     let (height, width) = (size[2] as f64, size[3] as f64);
-    let thetas: Vec<f32> =
-        params.iter().flat_map(|p| sampling_matrix(p, width, height)).collect();
+    let thetas: Vec<f32> = params
+        .iter()
+        .flat_map(|p| sampling_matrix(p, width, height))
+        .collect();
     let theta = Tensor::from_slice(&thetas).view([-1, 2, 3]).to(xs.device());
     let grid = Tensor::affine_grid_generator(&theta, size.as_slice(), false);
     // interpolation 0 = bilinear, padding 2 = reflection
@@ -218,7 +238,10 @@ fn sampling_matrix(p: &ImageParams, width: f64, height: f64) -> [f32; 6] {
         [sin * p.scale_x, (sin * shear + cos) * p.scale_y],
     ];
     let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
-    let inv = [[a[1][1] / det, -a[0][1] / det], [-a[1][0] / det, a[0][0] / det]];
+    let inv = [
+        [a[1][1] / det, -a[0][1] / det],
+        [-a[1][0] / det, a[0][0] / det],
+    ];
     let (hw, hh) = (width / 2.0, height / 2.0);
     [
         inv[0][0] as f32,
@@ -235,7 +258,9 @@ fn flip(xs: &Tensor, params: &[ImageParams]) -> Tensor {
         return xs.shallow_clone();
     }
     let mask: Vec<bool> = params.iter().map(|p| p.flip).collect();
-    let mask = Tensor::from_slice(&mask).view([-1, 1, 1, 1]).to(xs.device());
+    let mask = Tensor::from_slice(&mask)
+        .view([-1, 1, 1, 1])
+        .to(xs.device());
     xs.flip([3]).where_self(&mask, xs)
 }
 
@@ -245,7 +270,10 @@ fn shift_hue_saturation(xs: &Tensor, params: &[ImageParams]) -> Tensor {
         return xs.shallow_clone();
     }
     let per_image = |scale: f64| {
-        let values: Vec<f32> = params.iter().map(|p| (p.hue_saturation / scale) as f32).collect();
+        let values: Vec<f32> = params
+            .iter()
+            .map(|p| (p.hue_saturation / scale) as f32)
+            .collect();
         Tensor::from_slice(&values).view([-1, 1, 1]).to(xs.device())
     };
     let (hue, saturation, value) = rgb_to_hsv(xs);
@@ -288,10 +316,14 @@ fn gray_blend(xs: &Tensor, params: &[ImageParams]) -> Tensor {
     if params.iter().all(|p| p.gray_alpha == 0.0) {
         return xs.shallow_clone();
     }
-    let weights = Tensor::from_slice(&[0.299f32, 0.587, 0.114]).view([1, 3, 1, 1]).to(xs.device());
+    let weights = Tensor::from_slice(&[0.299f32, 0.587, 0.114])
+        .view([1, 3, 1, 1])
+        .to(xs.device());
     let gray = (xs * weights).sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
     let alphas: Vec<f32> = params.iter().map(|p| p.gray_alpha as f32).collect();
-    let alpha = Tensor::from_slice(&alphas).view([-1, 1, 1, 1]).to(xs.device());
+    let alpha = Tensor::from_slice(&alphas)
+        .view([-1, 1, 1, 1])
+        .to(xs.device());
     xs * (1.0 - &alpha) + gray * alpha
 }
 
@@ -317,7 +349,9 @@ fn blur(xs: &Tensor, params: &[ImageParams]) -> Tensor {
     let vertical = kernel.view([groups, 1, len, 1]);
 
     let r = BLUR_RADIUS;
-    let flat = xs.reshape([1, groups, size[2], size[3]]).reflection_pad2d([r, r, r, r]);
+    let flat = xs
+        .reshape([1, groups, size[2], size[3]])
+        .reflection_pad2d([r, r, r, r]);
     let flat = flat.conv2d::<Tensor>(&horizontal, None, [1, 1], [0, 0], [1, 1], groups);
     let flat = flat.conv2d::<Tensor>(&vertical, None, [1, 1], [0, 0], [1, 1], groups);
     flat.reshape(size.as_slice())
@@ -384,7 +418,13 @@ mod tests {
     #[test]
     fn flip_reverses_a_horizontal_gradient() {
         let xs = gradient(48, 16);
-        let out = apply(&xs, &[ImageParams { flip: true, ..none() }]);
+        let out = apply(
+            &xs,
+            &[ImageParams {
+                flip: true,
+                ..none()
+            }],
+        );
         let red = out.get(0).get(0).get(0);
         assert!((red.double_value(&[0]) - 1.0).abs() < 1e-6);
         assert!(red.double_value(&[47]).abs() < 1e-6);
@@ -392,7 +432,13 @@ mod tests {
 
     #[test]
     fn full_gray_blend_has_equal_channels() {
-        let out = apply(&gradient(24, 8), &[ImageParams { gray_alpha: 1.0, ..none() }]);
+        let out = apply(
+            &gradient(24, 8),
+            &[ImageParams {
+                gray_alpha: 1.0,
+                ..none()
+            }],
+        );
         assert!(max_diff(&out.select(1, 0), &out.select(1, 1)) < 1e-6);
         assert!(max_diff(&out.select(1, 1), &out.select(1, 2)) < 1e-6);
     }
@@ -400,14 +446,27 @@ mod tests {
     #[test]
     fn half_turn_equals_flipping_both_axes() {
         let xs = gradient(48, 16);
-        let out = affine(&xs, &[ImageParams { rotate_deg: 180.0, ..none() }]);
+        let out = affine(
+            &xs,
+            &[ImageParams {
+                rotate_deg: 180.0,
+                ..none()
+            }],
+        );
         assert!(max_diff(&out, &xs.flip([2, 3])) < 1e-4);
     }
 
     #[test]
     fn zoom_in_keeps_the_centre_and_spreads_the_gradient() {
         let xs = gradient(49, 17);
-        let out = affine(&xs, &[ImageParams { scale_x: 2.0, scale_y: 2.0, ..none() }]);
+        let out = affine(
+            &xs,
+            &[ImageParams {
+                scale_x: 2.0,
+                scale_y: 2.0,
+                ..none()
+            }],
+        );
         let centre = |t: &Tensor| t.double_value(&[0, 0, 8, 24]);
         assert!((centre(&out) - centre(&xs)).abs() < 1e-5);
         let step = |t: &Tensor| t.double_value(&[0, 0, 8, 25]) - t.double_value(&[0, 0, 8, 24]);
@@ -423,7 +482,13 @@ mod tests {
         // +60 on OpenCV's 0-180 hue scale is a third of the circle: red to
         // green; saturation 1 stays 1 after clamping.
         let red = Tensor::from_slice(&[1.0f32, 0.0, 0.0]).view([1, 3, 1, 1]);
-        let out = shift_hue_saturation(&red, &[ImageParams { hue_saturation: 60.0, ..none() }]);
+        let out = shift_hue_saturation(
+            &red,
+            &[ImageParams {
+                hue_saturation: 60.0,
+                ..none()
+            }],
+        );
         let expected = Tensor::from_slice(&[0.0f32, 1.0, 0.0]).view([1, 3, 1, 1]);
         assert!(max_diff(&out, &expected) < 1e-5);
     }
@@ -431,7 +496,10 @@ mod tests {
     #[test]
     fn blur_keeps_flat_images_and_spreads_an_impulse() {
         let flat = Tensor::ones([1, 3, 9, 9], (Kind::Float, Device::Cpu)) * 0.4;
-        let params = [ImageParams { blur_sigma: 1.0, ..none() }];
+        let params = [ImageParams {
+            blur_sigma: 1.0,
+            ..none()
+        }];
         assert!(max_diff(&blur(&flat, &params), &flat) < 1e-6);
 
         let impulse = Tensor::zeros([1, 3, 9, 9], (Kind::Float, Device::Cpu));
@@ -449,11 +517,15 @@ mod tests {
         let config = AugmentConfig::reference();
         let draw = |seed| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            (0..200).map(|_| config.sample(&mut rng)).collect::<Vec<_>>()
+            (0..200)
+                .map(|_| config.sample(&mut rng))
+                .collect::<Vec<_>>()
         };
         let params = draw(3);
         assert_eq!(params, draw(3));
-        assert!(params.iter().all(|p| p.rotate_deg.abs() <= 8.0 && p.shear_deg.abs() <= 8.0));
+        assert!(params
+            .iter()
+            .all(|p| p.rotate_deg.abs() <= 8.0 && p.shear_deg.abs() <= 8.0));
         assert!(params.iter().all(|p| (0.9..=1.1).contains(&p.scale_x)));
         assert!(params.iter().all(|p| (0.0..=1.0).contains(&p.gray_alpha)));
         let n_flipped = params.iter().filter(|p| p.flip).count();

@@ -25,9 +25,15 @@ pub enum CropImageError {
 #[derive(Debug, thiserror::Error)]
 pub enum CropRunError {
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot encode {path}: {source}")]
-    Encode { path: PathBuf, source: image::ImageError },
+    Encode {
+        path: PathBuf,
+        source: image::ImageError,
+    },
 }
 
 /// What the crop command did: how many crops it wrote and every image it
@@ -60,7 +66,12 @@ pub fn crop_photo(
     let bbox = bbox.unwrap_or_else(|| BoundingBox::whole(width, height));
     let region = geometry.region(&bbox, width, height)?;
     let view = imageops::crop_imm(photo, region.x0, region.y0, region.width(), region.height());
-    let image = imageops::resize(&*view, geometry.width, geometry.height, FilterType::Triangle);
+    let image = imageops::resize(
+        &*view,
+        geometry.width,
+        geometry.height,
+        FilterType::Triangle,
+    );
     Ok(Crop { image, region })
 }
 
@@ -78,8 +89,10 @@ pub fn load_crop(
     max_pixels: u64,
 ) -> Result<Crop, CropImageError> {
     let photo = image_io::decode_file(&data.image_path(split, image), max_pixels)?;
-    crop_photo(&photo, data.bbox(image), geometry)
-        .map_err(|source| CropImageError::Geometry { image: image.to_string(), source })
+    crop_photo(&photo, data.bbox(image), geometry).map_err(|source| CropImageError::Geometry {
+        image: image.to_string(),
+        source,
+    })
 }
 
 /// What the crop command writes.
@@ -104,7 +117,12 @@ pub struct CropJob {
 ///
 /// [`CropRunError`] when the output cannot be written.
 pub fn write_crops(data: &DataSet, job: &CropJob) -> Result<CropReport, CropRunError> {
-    let CropJob { split, geometry, max_pixels, .. } = *job;
+    let CropJob {
+        split,
+        geometry,
+        max_pixels,
+        ..
+    } = *job;
     let out = job.out.as_path();
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -146,7 +164,9 @@ fn write_augmented(crop: &RgbImage, image: &str, job: &CropJob) -> Result<(), Cr
     }
     let seed = job.seed ^ fnv1a(image.as_bytes());
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
-    let xs = augment::image_to_tensor(crop).unsqueeze(0).repeat([job.n_augmented as i64, 1, 1, 1]);
+    let xs = augment::image_to_tensor(crop)
+        .unsqueeze(0)
+        .repeat([job.n_augmented as i64, 1, 1, 1]);
     let augmented = augment::augment(&xs, &job.augment, &mut rng);
     let stem = png_name(image).trim_end_matches(".png").to_string();
     for k in 0..job.n_augmented {
@@ -158,12 +178,16 @@ fn write_augmented(crop: &RgbImage, image: &str, job: &CropJob) -> Result<(), Cr
 
 /// A stable 64-bit hash of bytes (FNV-1a), for per-image seeds.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// The file name a crop of `image` is written under.
 pub fn png_name(image: &str) -> String {
-    let stem = Path::new(image).file_stem().map_or(image.into(), |s| s.to_string_lossy());
+    let stem = Path::new(image)
+        .file_stem()
+        .map_or(image.into(), |s| s.to_string_lossy());
     format!("{stem}.png")
 }
 
@@ -175,24 +199,43 @@ pub fn png_name(image: &str) -> String {
 /// [`CropRunError`] naming the path.
 pub fn save_png_atomic(image: &RgbImage, path: &Path) -> Result<(), CropRunError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let write = |source| CropRunError::Write { path: path.to_path_buf(), source };
+    let write = |source| CropRunError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write)?;
     image
-        .write_to(&mut std::io::BufWriter::new(tmp.as_file_mut()), image::ImageFormat::Png)
-        .map_err(|source| CropRunError::Encode { path: path.to_path_buf(), source })?;
+        .write_to(
+            &mut std::io::BufWriter::new(tmp.as_file_mut()),
+            image::ImageFormat::Png,
+        )
+        .map_err(|source| CropRunError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
     tmp.persist(path).map_err(|e| write(e.error))?;
     Ok(())
 }
 
 fn write_regions_csv(path: &Path, regions: &[(String, CropRegion)]) -> Result<(), CropRunError> {
-    let write = |source| CropRunError::Write { path: path.to_path_buf(), source };
+    let write = |source| CropRunError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(write)?;
     let mut csv = csv::Writer::from_writer(tmp.as_file());
     let to_io = |e: csv::Error| std::io::Error::other(e.to_string());
-    csv.write_record(["Image", "x0", "y0", "x1", "y1"]).map_err(|e| write(to_io(e)))?;
+    csv.write_record(["Image", "x0", "y0", "x1", "y1"])
+        .map_err(|e| write(to_io(e)))?;
     for (image, r) in regions {
-        let fields = [image.clone(), r.x0.to_string(), r.y0.to_string(), r.x1.to_string(), r.y1.to_string()];
+        let fields = [
+            image.clone(),
+            r.x0.to_string(),
+            r.y0.to_string(),
+            r.x1.to_string(),
+            r.y1.to_string(),
+        ];
         csv.write_record(&fields).map_err(|e| write(to_io(e)))?;
     }
     csv.flush().map_err(write)?;
@@ -210,9 +253,17 @@ mod tests {
         // Left half red, right half blue; a box on the blue half must give a
         // blue crop.
         let photo = RgbImage::from_fn(900, 600, |x, _| {
-            if x < 450 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) }
+            if x < 450 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
         });
-        let geometry = CropGeometry { width: 96, height: 32, ..CropGeometry::default() };
+        let geometry = CropGeometry {
+            width: 96,
+            height: 32,
+            ..CropGeometry::default()
+        };
         let bbox = BoundingBox::new(600.0, 300.0, 800.0, 340.0);
         let crop = crop_photo(&photo, Some(bbox), &geometry).unwrap();
         assert_eq!(crop.image.dimensions(), (96, 32));

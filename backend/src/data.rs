@@ -52,15 +52,35 @@ pub enum DataError {
     #[error("{path} is missing")]
     Missing { path: PathBuf },
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: missing column {column:?} in the header (found {found})")]
-    MissingColumn { path: PathBuf, column: String, found: String },
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        found: String,
+    },
     #[error("{path}, line {line}: {message}")]
-    BadRow { path: PathBuf, line: u64, message: String },
+    BadRow {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     #[error("{path}, line {line}: image {image} is not in {folder}")]
-    AbsentImage { path: PathBuf, line: u64, image: String, folder: PathBuf },
+    AbsentImage {
+        path: PathBuf,
+        line: u64,
+        image: String,
+        folder: PathBuf,
+    },
     #[error("{path}, line {line}: image {image} appears twice")]
-    Duplicate { path: PathBuf, line: u64, image: String },
+    Duplicate {
+        path: PathBuf,
+        line: u64,
+        image: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -93,11 +113,18 @@ impl DataSet {
         let train_dir = existing_dir(&root.join("train"))?;
         let test_dir = root.join("test");
         let train_files = list_images(&train_dir)?;
-        let test = if test_dir.is_dir() { sorted(list_images(&test_dir)?) } else { Vec::new() };
+        let test = if test_dir.is_dir() {
+            sorted(list_images(&test_dir)?)
+        } else {
+            Vec::new()
+        };
 
         let train = read_labels(&root.join("train.csv"), &train_files, &train_dir)?;
-        let known: HashSet<&str> =
-            train_files.iter().chain(test.iter()).map(String::as_str).collect();
+        let known: HashSet<&str> = train_files
+            .iter()
+            .chain(test.iter())
+            .map(String::as_str)
+            .collect();
         let boxes_path = root.join("bounding_boxes.csv");
         let boxes = if boxes_path.exists() {
             read_boxes(&boxes_path, &known, root)?
@@ -105,7 +132,12 @@ impl DataSet {
             HashMap::new()
         };
 
-        let data = Self { root: root.to_path_buf(), train, test, boxes };
+        let data = Self {
+            root: root.to_path_buf(),
+            train,
+            test,
+            boxes,
+        };
         data.warn_missing_boxes();
         Ok(data)
     }
@@ -129,7 +161,11 @@ impl DataSet {
     }
 
     fn warn_missing_boxes(&self) {
-        let all = self.train.iter().map(|row| &row.image).chain(self.test.iter());
+        let all = self
+            .train
+            .iter()
+            .map(|row| &row.image)
+            .chain(self.test.iter());
         let n_missing = all.filter(|image| !self.boxes.contains_key(*image)).count();
         if n_missing > 0 {
             tracing::warn!("{n_missing} images have no bounding box; using the whole image");
@@ -141,12 +177,17 @@ fn existing_dir(path: &Path) -> Result<PathBuf, DataError> {
     if path.is_dir() {
         Ok(path.to_path_buf())
     } else {
-        Err(DataError::Missing { path: path.to_path_buf() })
+        Err(DataError::Missing {
+            path: path.to_path_buf(),
+        })
     }
 }
 
 fn list_images(dir: &Path) -> Result<HashSet<String>, DataError> {
-    let io = |source| DataError::Io { path: dir.to_path_buf(), source };
+    let io = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut names = HashSet::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -166,7 +207,9 @@ fn sorted(names: HashSet<String>) -> Vec<String> {
 /// Opens a CSV and checks that its header has every column in `columns`.
 fn open_csv(path: &Path, columns: &[&str]) -> Result<csv::Reader<std::fs::File>, DataError> {
     if !path.exists() {
-        return Err(DataError::Missing { path: path.to_path_buf() });
+        return Err(DataError::Missing {
+            path: path.to_path_buf(),
+        });
     }
     let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(path, e))?;
     let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
@@ -197,14 +240,27 @@ fn read_labels(
         let image = row.image.clone();
         if !files.contains(&image) {
             let folder = folder.to_path_buf();
-            return Err(DataError::AbsentImage { path: path.into(), line, image, folder });
+            return Err(DataError::AbsentImage {
+                path: path.into(),
+                line,
+                image,
+                folder,
+            });
         }
         if !seen.insert(image.clone()) {
-            return Err(DataError::Duplicate { path: path.into(), line, image });
+            return Err(DataError::Duplicate {
+                path: path.into(),
+                line,
+                image,
+            });
         }
         if row.id.trim().is_empty() {
             let message = format!("image {image} has an empty Id");
-            return Err(DataError::BadRow { path: path.into(), line, message });
+            return Err(DataError::BadRow {
+                path: path.into(),
+                line,
+                message,
+            });
         }
         rows.push(row);
     }
@@ -221,17 +277,29 @@ fn read_boxes(
     for (row_idx, record) in reader.deserialize::<BoxRow>().enumerate() {
         let row = record.map_err(|e| csv_error(path, e))?;
         let line = row_idx as u64 + 2;
-        let bad = |message: String| DataError::BadRow { path: path.into(), line, message };
+        let bad = |message: String| DataError::BadRow {
+            path: path.into(),
+            line,
+            message,
+        };
         if !known.contains(row.image.as_str()) {
             let image = row.image;
             let folder = root.join("train or test");
-            return Err(DataError::AbsentImage { path: path.into(), line, image, folder });
+            return Err(DataError::AbsentImage {
+                path: path.into(),
+                line,
+                image,
+                folder,
+            });
         }
         if row.x1 < row.x0 || row.y1 < row.y0 {
             return Err(bad(format!("box of {} has x1 < x0 or y1 < y0", row.image)));
         }
         if row.x0 < 0.0 || row.y0 < 0.0 {
-            return Err(bad(format!("box of {} has a negative coordinate", row.image)));
+            return Err(bad(format!(
+                "box of {} has a negative coordinate",
+                row.image
+            )));
         }
         boxes.insert(row.image, BoundingBox::new(row.x0, row.y0, row.x1, row.y1));
     }
@@ -244,7 +312,11 @@ fn csv_error(path: &Path, error: csv::Error) -> DataError {
         csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
         _ => error.to_string(),
     };
-    DataError::BadRow { path: path.to_path_buf(), line, message }
+    DataError::BadRow {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -273,7 +345,10 @@ mod tests {
         let data = DataSet::open(dir.path()).unwrap();
         assert_eq!(data.train.len(), 2);
         assert_eq!(data.test, vec!["t.jpg".to_string()]);
-        assert_eq!(data.bbox("a.jpg"), Some(BoundingBox::new(1.0, 2.0, 30.0, 40.0)));
+        assert_eq!(
+            data.bbox("a.jpg"),
+            Some(BoundingBox::new(1.0, 2.0, 30.0, 40.0))
+        );
         assert_eq!(data.bbox("b.jpg"), None);
     }
 
@@ -288,7 +363,10 @@ mod tests {
     fn absent_image_names_file_and_line() {
         let dir = layout("Image,Id\na.jpg,w_1\nzzz.jpg,w_2\n", BOXES);
         let err = DataSet::open(dir.path()).unwrap_err();
-        assert!(matches!(err, DataError::AbsentImage { line: 3, .. }), "{err}");
+        assert!(
+            matches!(err, DataError::AbsentImage { line: 3, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("zzz.jpg"));
     }
 

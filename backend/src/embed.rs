@@ -14,9 +14,11 @@ use crate::model::EmbeddingNet;
 ///
 /// `crops` `[N, 3, H, W]` uint8 to `[N, E]` float on the CPU.
 pub fn embed_crops(net: &EmbeddingNet, crops: &Tensor, device: Device) -> Tensor {
-        tch::no_grad(|| {
+    tch::no_grad(|| {
         let xs = normalise(&to_unit_float(crops, device), &IMAGENET);
-        net.forward_t(&xs, false).to_kind(tch::Kind::Float).to_device(Device::Cpu)
+        net.forward_t(&xs, false)
+            .to_kind(tch::Kind::Float)
+            .to_device(Device::Cpu)
     })
 }
 

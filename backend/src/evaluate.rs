@@ -29,7 +29,10 @@ pub struct Evaluation {
 /// `[N, E]` to `N x E`.
 pub fn to_array(embeddings: &Tensor) -> Array2<f32> {
     let size = embeddings.size();
-    let flat = embeddings.to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
+    let flat = embeddings
+        .to_device(Device::Cpu)
+        .to_kind(tch::Kind::Float)
+        .contiguous();
     let values = Vec::<f32>::try_from(flat.flatten(0, -1)).expect("float tensors convert");
     Array2::from_shape_vec((size[0] as usize, size[1] as usize), values)
         .expect("the shape matches the tensor")
@@ -50,8 +53,15 @@ pub fn nearest(
 }
 
 /// Ranked candidates of every query at `dcut`.
-pub fn rank_all(neighbours: &[Vec<Neighbour>], labels: &[String], dcut: f32) -> Vec<Vec<Candidate>> {
-    neighbours.iter().map(|n| rank_candidates(n, labels, dcut)).collect()
+pub fn rank_all(
+    neighbours: &[Vec<Neighbour>],
+    labels: &[String],
+    dcut: f32,
+) -> Vec<Vec<Candidate>> {
+    neighbours
+        .iter()
+        .map(|n| rank_candidates(n, labels, dcut))
+        .collect()
 }
 
 /// MAP@5 of the queries, whose true labels are `truths`, at `dcut`.
@@ -73,7 +83,11 @@ pub fn evaluate(
         .sum::<f64>()
         / n;
     let new_whale_first = new_whale_first_share(&predictions).unwrap_or(0.0);
-    Evaluation { dcut, map5, new_whale_first }
+    Evaluation {
+        dcut,
+        map5,
+        new_whale_first,
+    }
 }
 
 /// Evaluates every `dcut` in `dcuts` and returns them all, with the index
@@ -84,10 +98,17 @@ pub fn sweep(
     truths: &[String],
     dcuts: &[f32],
 ) -> (Vec<Evaluation>, usize) {
-    let table: Vec<Evaluation> =
-        dcuts.iter().map(|&d| evaluate(neighbours, gallery_labels, truths, d)).collect();
-    let best = (0..table.len())
-        .fold(0, |best, i| if table[i].map5 > table[best].map5 { i } else { best });
+    let table: Vec<Evaluation> = dcuts
+        .iter()
+        .map(|&d| evaluate(neighbours, gallery_labels, truths, d))
+        .collect();
+    let best = (0..table.len()).fold(0, |best, i| {
+        if table[i].map5 > table[best].map5 {
+            i
+        } else {
+            best
+        }
+    });
     (table, best)
 }
 
@@ -96,7 +117,9 @@ pub fn dcut_range(lo: f32, hi: f32, n: usize) -> Vec<f32> {
     if n <= 1 {
         return vec![lo];
     }
-    (0..n).map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32).collect()
+    (0..n)
+        .map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32)
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,15 +16,21 @@ pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("cannot read {name}: {source}")]
-    Read { name: String, source: std::io::Error },
+    Read {
+        name: String,
+        source: std::io::Error,
+    },
     #[error("{name} is empty (zero bytes)")]
     Empty { name: String },
     #[error("{name} is not a JPEG or PNG image")]
     NotAnImage { name: String },
-    #[error(
-        "{name} is {width}x{height} pixels, more than the limit of {max_pixels} pixels"
-    )]
-    TooLarge { name: String, width: u32, height: u32, max_pixels: u64 },
+    #[error("{name} is {width}x{height} pixels, more than the limit of {max_pixels} pixels")]
+    TooLarge {
+        name: String,
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
     #[error("{name} is corrupt or truncated: {reason}")]
     Corrupt { name: String, reason: String },
 }
@@ -37,7 +43,10 @@ pub enum ImageError {
 /// is larger than `max_pixels`, or is corrupt.
 pub fn decode_file(path: &Path, max_pixels: u64) -> Result<RgbImage, ImageError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ImageError::Read { name: name.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ImageError::Read {
+        name: name.clone(),
+        source,
+    })?;
     decode_bytes(&bytes, &name, max_pixels)
 }
 
@@ -52,18 +61,28 @@ pub fn decode_bytes(bytes: &[u8], name: &str, max_pixels: u64) -> Result<RgbImag
     if bytes.is_empty() {
         return Err(ImageError::Empty { name });
     }
-    let format = sniff_format(bytes).ok_or_else(|| ImageError::NotAnImage { name: name.clone() })?;
+    let format =
+        sniff_format(bytes).ok_or_else(|| ImageError::NotAnImage { name: name.clone() })?;
     if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
         // The JPEG decoder fills a cut-off scan with grey instead of failing.
         let reason = "no end-of-image marker".to_string();
         return Err(ImageError::Corrupt { name, reason });
     }
 
-    let (width, height) = reader(bytes, format)
-        .into_dimensions()
-        .map_err(|e| ImageError::Corrupt { name: name.clone(), reason: e.to_string() })?;
+    let (width, height) =
+        reader(bytes, format)
+            .into_dimensions()
+            .map_err(|e| ImageError::Corrupt {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
     if width as u64 * height as u64 > max_pixels {
-        return Err(ImageError::TooLarge { name, width, height, max_pixels });
+        return Err(ImageError::TooLarge {
+            name,
+            width,
+            height,
+            max_pixels,
+        });
     }
 
     let mut reader = reader(bytes, format);
@@ -71,9 +90,10 @@ pub fn decode_bytes(bytes: &[u8], name: &str, max_pixels: u64) -> Result<RgbImag
     limits.max_image_width = Some(width);
     limits.max_image_height = Some(height);
     reader.limits(limits);
-    let image = reader
-        .decode()
-        .map_err(|e| ImageError::Corrupt { name: name.clone(), reason: e.to_string() })?;
+    let image = reader.decode().map_err(|e| ImageError::Corrupt {
+        name: name.clone(),
+        reason: e.to_string(),
+    })?;
     Ok(image.into_rgb8())
 }
 
@@ -103,7 +123,9 @@ mod tests {
     fn jpeg(width: u32, height: u32) -> Vec<u8> {
         let image = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut bytes = Vec::new();
-        image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg).unwrap();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg)
+            .unwrap();
         bytes
     }
 
@@ -129,7 +151,14 @@ mod tests {
     #[test]
     fn refuses_too_many_pixels_before_decoding() {
         let err = decode_bytes(&jpeg(100, 100), "big.jpg", 9_999).unwrap_err();
-        assert!(matches!(err, ImageError::TooLarge { width: 100, height: 100, .. }));
+        assert!(matches!(
+            err,
+            ImageError::TooLarge {
+                width: 100,
+                height: 100,
+                ..
+            }
+        ));
         assert!(err.to_string().contains("big.jpg"));
     }
 

@@ -72,12 +72,20 @@ impl CropCache {
 
     /// A cache with no crops yet.
     pub fn empty(geometry: &CropGeometry) -> Self {
-        Self { geometry: *geometry, names: Vec::new(), index: HashMap::new(), pixels: Vec::new() }
+        Self {
+            geometry: *geometry,
+            names: Vec::new(),
+            index: HashMap::new(),
+            pixels: Vec::new(),
+        }
     }
 
     /// Adds a crop of the geometry's size under `image`.
     pub fn push(&mut self, image: &str, crop: &image::RgbImage) {
-        assert_eq!(crop.dimensions(), (self.geometry.width, self.geometry.height));
+        assert_eq!(
+            crop.dimensions(),
+            (self.geometry.width, self.geometry.height)
+        );
         let plane = self.plane_len();
         let start = self.pixels.len();
         self.pixels.resize(start + 3 * plane, 0);
@@ -150,7 +158,10 @@ impl EpochLoader {
     ) -> Self {
         let (sender, batches) = bounded(prefetch.max(1));
         let worker = std::thread::spawn(move || {
-            let chunks = anchors.chunks_exact(batch_size.max(1)).enumerate().skip(first_batch);
+            let chunks = anchors
+                .chunks_exact(batch_size.max(1))
+                .enumerate()
+                .skip(first_batch);
             for (batch_idx, chunk) in chunks {
                 let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, batch_idx as u64));
                 let batch = assemble(&cache, &sampler, chunk, &mut rng);
@@ -159,7 +170,10 @@ impl EpochLoader {
                 }
             }
         });
-        Self { batches, worker: Some(worker) }
+        Self {
+            batches,
+            worker: Some(worker),
+        }
     }
 }
 
@@ -205,10 +219,17 @@ fn assemble(
     let order: Vec<usize> = roles.concat();
     let positions: Vec<usize> = order
         .iter()
-        .map(|&i| cache.position(&sampler.images()[i]).expect("every sampled image is cached"))
+        .map(|&i| {
+            cache
+                .position(&sampler.images()[i])
+                .expect("every sampled image is cached")
+        })
         .collect();
     let labels: Vec<i64> = order.iter().map(|&i| sampler.labels()[i]).collect();
-    TripletBatch { images: cache.batch(&positions), labels: Tensor::from_slice(&labels).to_kind(Kind::Int64) }
+    TripletBatch {
+        images: cache.batch(&positions),
+        labels: Tensor::from_slice(&labels).to_kind(Kind::Int64),
+    }
 }
 
 #[cfg(test)]
@@ -217,10 +238,16 @@ mod tests {
     use crate::data::Labelled;
 
     fn cache_of(n: usize) -> CropCache {
-        let geometry = CropGeometry { width: 6, height: 2, pad_x: 0.0, pad_y: 0.0 };
+        let geometry = CropGeometry {
+            width: 6,
+            height: 2,
+            pad_x: 0.0,
+            pad_y: 0.0,
+        };
         let mut cache = CropCache::empty(&geometry);
         for i in 0..n {
-            let crop = image::RgbImage::from_fn(6, 2, |x, y| image::Rgb([i as u8, x as u8, y as u8]));
+            let crop =
+                image::RgbImage::from_fn(6, 2, |x, y| image::Rgb([i as u8, x as u8, y as u8]));
             cache.push(&format!("{i}.jpg"), &crop);
         }
         cache
@@ -243,7 +270,10 @@ mod tests {
         let rows: Vec<Labelled> = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| Labelled { image: format!("{i}.jpg"), id: id.to_string() })
+            .map(|(i, id)| Labelled {
+                image: format!("{i}.jpg"),
+                id: id.to_string(),
+            })
             .collect();
         let sampler = Arc::new(TripletSampler::new(&rows, 2));
         let anchors = sampler.anchors().to_vec();
@@ -266,7 +296,10 @@ mod tests {
     fn dropping_a_loader_mid_epoch_stops_its_worker() {
         let cache = Arc::new(cache_of(8));
         let rows: Vec<Labelled> = (0..8)
-            .map(|i| Labelled { image: format!("{i}.jpg"), id: format!("w_{}", i % 2) })
+            .map(|i| Labelled {
+                image: format!("{i}.jpg"),
+                id: format!("w_{}", i % 2),
+            })
             .collect();
         let sampler = Arc::new(TripletSampler::new(&rows, 1));
         let anchors: Vec<usize> = (0..8).cycle().take(800).collect();

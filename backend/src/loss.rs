@@ -27,7 +27,9 @@ pub fn contrastive_loss(embeddings: &Tensor, labels: &Tensor, margin: f64) -> Te
     let same = labels.unsqueeze(1).eq_tensor(&labels.unsqueeze(0));
 
     let pull = &d;
-    let push = (margin - d.clamp_min(MIN_SQUARED_DISTANCE).sqrt()).relu().square();
+    let push = (margin - d.clamp_min(MIN_SQUARED_DISTANCE).sqrt())
+        .relu()
+        .square();
     pull.where_self(&same, &push).mean(xs.kind())
 }
 
@@ -38,10 +40,21 @@ pub fn contrastive_loss(embeddings: &Tensor, labels: &Tensor, margin: f64) -> Te
 ///
 /// `anchors`, `positives`, `negatives` each `[B, E]` to a scalar.
 pub fn triplet_accuracy(anchors: &Tensor, positives: &Tensor, negatives: &Tensor) -> Tensor {
-    let (a, p, n) = (at_least_fp32(anchors), at_least_fp32(positives), at_least_fp32(negatives));
-    let d_positive = (&p - &a).square().sum_dim_intlist([1i64].as_slice(), false, a.kind());
-    let d_negative = (&n - &a).square().sum_dim_intlist([1i64].as_slice(), false, a.kind());
-    d_positive.lt_tensor(&d_negative).to_kind(Kind::Float).mean(Kind::Float)
+    let (a, p, n) = (
+        at_least_fp32(anchors),
+        at_least_fp32(positives),
+        at_least_fp32(negatives),
+    );
+    let d_positive = (&p - &a)
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), false, a.kind());
+    let d_negative = (&n - &a)
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), false, a.kind());
+    d_positive
+        .lt_tensor(&d_negative)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
 }
 
 /// Squared Euclidean distance between every pair of rows, exact (no
@@ -51,7 +64,9 @@ pub fn triplet_accuracy(anchors: &Tensor, positives: &Tensor, negatives: &Tensor
 ///
 /// `[N, E]` to `[N, N]`.
 fn squared_distances(xs: &Tensor) -> Tensor {
-    (xs.unsqueeze(1) - xs.unsqueeze(0)).square().sum_dim_intlist([2i64].as_slice(), false, xs.kind())
+    (xs.unsqueeze(1) - xs.unsqueeze(0))
+        .square()
+        .sum_dim_intlist([2i64].as_slice(), false, xs.kind())
 }
 
 fn at_least_fp32(xs: &Tensor) -> Tensor {
@@ -108,7 +123,9 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let values = [0.3, -1.2, 2.0, 0.5, 1.1, 0.4, -0.7, 0.9, 2.5, -2.0, 0.1, 0.0];
+        let values = [
+            0.3, -1.2, 2.0, 0.5, 1.1, 0.4, -0.7, 0.9, 2.5, -2.0, 0.1, 0.0,
+        ];
         let labels = labels(&[0, 0, 1, 2]);
         let loss_at = |v: &[f64]| contrastive_loss(&tensor(v, 4), &labels, 3.0).double_value(&[]);
 
@@ -122,7 +139,11 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let numeric = (loss_at(&up) - loss_at(&down)) / (2.0 * h);
-            assert!((numeric - grad[i]).abs() < 1e-6, "element {i}: {numeric} vs {}", grad[i]);
+            assert!(
+                (numeric - grad[i]).abs() < 1e-6,
+                "element {i}: {numeric} vs {}",
+                grad[i]
+            );
         }
     }
 

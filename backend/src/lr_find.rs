@@ -44,7 +44,12 @@ pub enum LrFindError {
 
 impl Default for LrFindConfig {
     fn default() -> Self {
-        Self { start_lr: 1e-7, end_lr: 1.0, n_steps: 100, divergence: 4.0 }
+        Self {
+            start_lr: 1e-7,
+            end_lr: 1.0,
+            n_steps: 100,
+            divergence: 4.0,
+        }
     }
 }
 
@@ -95,17 +100,27 @@ pub fn find_lr(
     }
 
     let suggested_lr = suggest(&points);
-    std::fs::create_dir_all(out).map_err(|source| RunFileError::Write { path: out.into(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| RunFileError::Write {
+        path: out.into(),
+        source,
+    })?;
     let csv = out.join("lr_find.csv");
     write_curve_csv(&csv, &points)?;
     let plot = out.join("lr_find.png");
     draw_curve(&plot, &points, suggested_lr)?;
-    Ok(LrFindResult { points, suggested_lr, csv, plot })
+    Ok(LrFindResult {
+        points,
+        suggested_lr,
+        csv,
+        plot,
+    })
 }
 
 /// A tenth of the rate at the smoothed loss's minimum.
 pub fn suggest(points: &[(f64, f64)]) -> f64 {
-    let best = points.iter().fold(points[0], |best, &p| if p.1 < best.1 { p } else { best });
+    let best = points
+        .iter()
+        .fold(points[0], |best, &p| if p.1 < best.1 { p } else { best });
     best.0 / 10.0
 }
 
@@ -118,8 +133,14 @@ fn write_curve_csv(path: &Path, points: &[(f64, f64)]) -> Result<(), RunFileErro
 }
 
 fn draw_curve(path: &Path, points: &[(f64, f64)], suggested: f64) -> Result<(), LrFindError> {
-    let fail = |e: &dyn std::fmt::Display| LrFindError::Plot { path: path.into(), message: e.to_string() };
-    let (lo, hi) = (points[0].0, points[points.len() - 1].0.max(points[0].0 * 1.01));
+    let fail = |e: &dyn std::fmt::Display| LrFindError::Plot {
+        path: path.into(),
+        message: e.to_string(),
+    };
+    let (lo, hi) = (
+        points[0].0,
+        points[points.len() - 1].0.max(points[0].0 * 1.01),
+    );
     let max_loss = points.iter().map(|p| p.1).fold(f64::MIN, f64::max);
     let min_loss = points.iter().map(|p| p.1).fold(f64::MAX, f64::min);
 
@@ -139,13 +160,19 @@ fn draw_curve(path: &Path, points: &[(f64, f64)], suggested: f64) -> Result<(), 
         .x_label_formatter(&|v| format!("{v:.0e}"))
         .draw()
         .map_err(|e| fail(&e))?;
-    chart.draw_series(LineSeries::new(points.iter().copied(), &BLUE)).map_err(|e| fail(&e))?;
+    chart
+        .draw_series(LineSeries::new(points.iter().copied(), &BLUE))
+        .map_err(|e| fail(&e))?;
     let marker = [(suggested, min_loss * 0.95), (suggested, max_loss * 1.05)];
     chart
         .draw_series(LineSeries::new(marker, RED.stroke_width(2)))
         .map_err(|e| fail(&e))?
         .label(format!("suggested {suggested:.1e}"));
-    chart.configure_series_labels().border_style(BLACK).draw().map_err(|e| fail(&e))?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))?;
     Ok(())
 }
@@ -163,8 +190,9 @@ mod tests {
     #[test]
     fn draws_and_writes_the_curve() {
         let dir = tempfile::tempdir().unwrap();
-        let points: Vec<(f64, f64)> =
-            (0..50).map(|i| (1e-6 * 1.3f64.powi(i), 2.0 - (i as f64 / 30.0).sin())).collect();
+        let points: Vec<(f64, f64)> = (0..50)
+            .map(|i| (1e-6 * 1.3f64.powi(i), 2.0 - (i as f64 / 30.0).sin()))
+            .collect();
         let plot = dir.path().join("lr.png");
         draw_curve(&plot, &points, 1e-4).unwrap();
         assert!(std::fs::metadata(&plot).unwrap().len() > 1000);

@@ -14,20 +14,24 @@ use flukeid::crop::{write_crops, CropJob};
 use flukeid::data::{DataSet, Split};
 use flukeid::device::DeviceChoice;
 use flukeid::evaluate::DEFAULT_DCUT;
+use flukeid::image_io::DEFAULT_MAX_PIXELS;
 use flukeid::lr_find::{find_lr, LrFindConfig};
 use flukeid::model::{default_weights_path, Backbone};
+use flukeid::progress;
 use flukeid::schedule::Schedule;
 use flukeid::server::{self, ServerConfig};
-use flukeid_shared::api::TrainEvent;
-use flukeid::progress;
+use flukeid::synth::{generate, SynthConfig};
 use flukeid::train::{TrainConfig, Trainer};
 use flukeid::workflow::{self, write_embeddings, RunModel};
-use flukeid::image_io::DEFAULT_MAX_PIXELS;
-use flukeid::synth::{generate, SynthConfig};
+use flukeid_shared::api::TrainEvent;
 use flukeid_shared::crop::CropGeometry;
 
 #[derive(Parser)]
-#[command(name = "flukeid", version, about = "Identify humpback whales from fluke photos")]
+#[command(
+    name = "flukeid",
+    version,
+    about = "Identify humpback whales from fluke photos"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -298,11 +302,18 @@ fn main() -> Result<()> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn synth(args: SynthArgs) -> Result<()> {
-    let config = SynthConfig { out: args.out.clone(), n_individuals: args.individuals, seed: args.seed };
+    let config = SynthConfig {
+        out: args.out.clone(),
+        n_individuals: args.individuals,
+        seed: args.seed,
+    };
     let report = generate(&config).context("writing the synthetic data set")?;
     println!(
         "wrote {} train and {} test images of {} individuals to {}",
@@ -326,7 +337,11 @@ fn crop(args: CropArgs) -> Result<()> {
         seed: args.seed,
     };
     let report = write_crops(&data, &job).context("writing crops")?;
-    println!("wrote {} crops and crops.csv to {}", report.n_written, args.out.display());
+    println!(
+        "wrote {} crops and crops.csv to {}",
+        report.n_written,
+        args.out.display()
+    );
     report_failures(&report.failures)
 }
 
@@ -350,29 +365,48 @@ fn lr_find(args: LrFindArgs) -> Result<()> {
     let device = args.flags.device.resolve()?;
     let data = DataSet::open(&args.data).context("opening the data set")?;
     let mut trainer = Trainer::prepare(args.flags.to_config()?, &data, &args.out, device)?;
-    let config = LrFindConfig { n_steps: args.steps, ..LrFindConfig::default() };
+    let config = LrFindConfig {
+        n_steps: args.steps,
+        ..LrFindConfig::default()
+    };
     let bar = progress::counter(args.steps as u64, "lr-find");
     let stop = stop_on_ctrl_c();
-    let result = find_lr(&mut trainer, &config, &args.out, &mut |_, _| bar.inc(1), &stop)?;
+    let result = find_lr(
+        &mut trainer,
+        &config,
+        &args.out,
+        &mut |_, _| bar.inc(1),
+        &stop,
+    )?;
     bar.finish_and_clear();
     println!("suggested learning rate: {:.1e}", result.suggested_lr);
-    println!("wrote {} and {}", result.csv.display(), result.plot.display());
+    println!(
+        "wrote {} and {}",
+        result.csv.display(),
+        result.plot.display()
+    );
     Ok(())
 }
 
 fn embed(args: EmbedArgs) -> Result<()> {
     let (model, data) = args.input.open()?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut failures = Vec::new();
     for (split, name) in [(Split::Train, "train_emb"), (Split::Test, "test_emb")] {
         let images = data.images(split);
         let bar = progress::counter(images.len() as u64, name);
-        let embedded = model.embed(&data, split, &images, &mut |done, _| bar.set_position(done as u64));
+        let embedded = model.embed(&data, split, &images, &mut |done, _| {
+            bar.set_position(done as u64)
+        });
         bar.finish_and_clear();
         write_embeddings(&args.out, name, &embedded)?;
         failures.extend(embedded.failures);
     }
-    println!("wrote train_emb.csv and test_emb.csv (and .safetensors) to {}", args.out.display());
+    println!(
+        "wrote train_emb.csv and test_emb.csv (and .safetensors) to {}",
+        args.out.display()
+    );
     report_failures(&failures)
 }
 
@@ -384,19 +418,32 @@ fn validate(args: ValidateArgs) -> Result<()> {
     bar.finish_and_clear();
     println!("{:>8}  {:>7}  {:>16}", "dcut", "MAP@5", "new_whale first");
     for row in &table {
-        println!("{:>8.3}  {:>7.4}  {:>15.1}%", row.dcut, row.map5, 100.0 * row.new_whale_first);
+        println!(
+            "{:>8.3}  {:>7.4}  {:>15.1}%",
+            row.dcut,
+            row.map5,
+            100.0 * row.new_whale_first
+        );
     }
     if args.sweep {
-        let best = table.iter().fold(&table[0], |b, r| if r.map5 > b.map5 { r } else { b });
+        let best = table
+            .iter()
+            .fold(&table[0], |b, r| if r.map5 > b.map5 { r } else { b });
         let run = args.input.run.display();
-        println!("best dcut {:.3} (MAP@5 {:.4}), stored in {run}", best.dcut, best.map5);
+        println!(
+            "best dcut {:.3} (MAP@5 {:.4}), stored in {run}",
+            best.dcut, best.map5
+        );
     }
     Ok(())
 }
 
 fn submit(args: SubmitArgs) -> Result<()> {
     let (model, data) = args.input.open()?;
-    let dcut = args.dcut.or(model.calibrated_dcut()).unwrap_or(DEFAULT_DCUT);
+    let dcut = args
+        .dcut
+        .or(model.calibrated_dcut())
+        .unwrap_or(DEFAULT_DCUT);
     println!("dcut {dcut:.3}");
     let bar = progress::counter(0, "embedding");
     let n_rows = workflow::submit(&model, &data, dcut, &args.out, &mut follow(&bar))?;
@@ -412,7 +459,11 @@ fn bench_train(args: BenchTrainArgs) -> Result<()> {
         Some(dir) => dir.clone(),
         None => {
             let out = scratch.path().join("data");
-            generate(&SynthConfig { out: out.clone(), n_individuals: 60, seed: 1 })?;
+            generate(&SynthConfig {
+                out: out.clone(),
+                n_individuals: 60,
+                seed: 1,
+            })?;
             out
         }
     };
@@ -451,7 +502,9 @@ fn bench_config(args: &BenchTrainArgs) -> TrainConfig {
     config.mixed_precision = !args.no_mixed_precision;
     let mut phase = Schedule::reference().phases[1].clone();
     phase.n_cycles = 10_000;
-    config.schedule = Schedule { phases: vec![phase] };
+    config.schedule = Schedule {
+        phases: vec![phase],
+    };
     config.min_images = 1;
     config.validate = false;
     config.checkpoint_every = 0;
@@ -466,10 +519,15 @@ fn print_bench(
     trainer: &Trainer,
 ) {
     step_secs.sort_by(f64::total_cmp);
-    let median = step_secs.get(step_secs.len() / 2).copied().unwrap_or(f64::NAN);
+    let median = step_secs
+        .get(step_secs.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
     let n_images = 3 * args.batch_size;
     let wait_share = trainer.loader_wait_secs / trainer.loop_secs.max(1e-9);
-    println!("| backbone | device | crop | batch (images) | step s (median) | images/s | loader wait |");
+    println!(
+        "| backbone | device | crop | batch (images) | step s (median) | images/s | loader wait |"
+    );
     println!("|---|---|---|---|---|---|---|");
     println!(
         "| {:?}{} | {device:?} | {}x{} | {n_images} | {median:.2} | {:.1} | {:.1}% |",
@@ -498,9 +556,11 @@ fn serve(args: ServeArgs) -> Result<()> {
 
 /// Runs the converter script with the set-up's Python, which has torch.
 fn import_weights(args: ImportWeightsArgs) -> Result<()> {
-    let cache = std::env::var_os("FLUKEID_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/flukeid")
-    });
+    let cache = std::env::var_os("FLUKEID_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/flukeid")
+        });
     let python = cache.join("venv/bin/python");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/convert_weights.py");
     let status = std::process::Command::new(&python)
@@ -512,7 +572,10 @@ fn import_weights(args: ImportWeightsArgs) -> Result<()> {
         .status()
         .with_context(|| format!("running {} (run scripts/setup.sh first)", python.display()))?;
     if !status.success() {
-        bail!("converting {} failed (see the message above)", args.pth.display());
+        bail!(
+            "converting {} failed (see the message above)",
+            args.pth.display()
+        );
     }
     println!("wrote {}", args.out.display());
     Ok(())
@@ -544,16 +607,24 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 }
 
 fn parse_size(text: &str) -> Result<(i64, i64), String> {
-    let (w, h) = text.split_once('x').ok_or("expected WIDTHxHEIGHT, e.g. 576x192")?;
+    let (w, h) = text
+        .split_once('x')
+        .ok_or("expected WIDTHxHEIGHT, e.g. 576x192")?;
     let parse = |v: &str| v.trim().parse::<i64>().map_err(|e| format!("{v:?}: {e}"));
     Ok((parse(w)?, parse(h)?))
 }
 
 fn parse_range(text: &str) -> Result<(f32, f32, usize), String> {
     let parts: Vec<&str> = text.split(':').collect();
-    let [lo, hi, n] = parts[..] else { return Err("expected LOW:HIGH:COUNT".into()) };
+    let [lo, hi, n] = parts[..] else {
+        return Err("expected LOW:HIGH:COUNT".into());
+    };
     let float = |v: &str| v.parse::<f32>().map_err(|e| format!("{v:?}: {e}"));
-    Ok((float(lo)?, float(hi)?, n.parse().map_err(|e| format!("{n:?}: {e}"))?))
+    Ok((
+        float(lo)?,
+        float(hi)?,
+        n.parse().map_err(|e| format!("{n:?}: {e}"))?,
+    ))
 }
 
 impl TrainFlags {
@@ -562,7 +633,8 @@ impl TrainFlags {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+                serde_json::from_str(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
             }
             None => TrainConfig::default(),
         };
@@ -591,7 +663,10 @@ fn report_failures(failures: &[(String, String)]) -> Result<()> {
         eprintln!("skipped {image}: {reason}");
     }
     if !failures.is_empty() {
-        bail!("{} images could not be processed (listed above)", failures.len());
+        bail!(
+            "{} images could not be processed (listed above)",
+            failures.len()
+        );
     }
     Ok(())
 }

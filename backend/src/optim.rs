@@ -47,14 +47,22 @@ pub struct StepOutcome {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: 1.0 }
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            max_grad_norm: 1.0,
+        }
     }
 }
 
 impl Adam {
     /// Tracks every trainable variable of `vs`, in name order.
     pub fn new(vs: &VarStore, config: AdamConfig) -> Self {
-        let variables = vs.variables_.lock().expect("the var store lock is not poisoned");
+        let variables = vs
+            .variables_
+            .lock()
+            .expect("the var store lock is not poisoned");
         let group_of: Vec<(i64, usize)> = variables
             .trainable_variables
             .iter()
@@ -70,11 +78,22 @@ impl Adam {
                 let group = group_of.iter().find(|(p, _)| *p == ptr)?.1;
                 let m = param.zeros_like().to_kind(Kind::Float);
                 let v = m.zeros_like();
-                Some(Slot { name: name.clone(), group, param: param.shallow_clone(), m, v })
+                Some(Slot {
+                    name: name.clone(),
+                    group,
+                    param: param.shallow_clone(),
+                    m,
+                    v,
+                })
             })
             .collect();
         let n_groups = slots.iter().map(|s| s.group + 1).max().unwrap_or(1);
-        Self { config, slots, lrs: vec![0.0; n_groups], n_steps: 0 }
+        Self {
+            config,
+            slots,
+            lrs: vec![0.0; n_groups],
+            n_steps: 0,
+        }
     }
 
     /// Sets the learning rate of each group, in group order.
@@ -114,16 +133,26 @@ impl Adam {
                 .sum();
             let grad_norm = norm_sq.sqrt();
             if !grad_norm.is_finite() {
-                return StepOutcome { grad_norm, applied: false };
+                return StepOutcome {
+                    grad_norm,
+                    applied: false,
+                };
             }
 
             let max = self.config.max_grad_norm;
-            let clip = if max > 0.0 && grad_norm > max { max / (grad_norm + 1e-6) } else { 1.0 };
+            let clip = if max > 0.0 && grad_norm > max {
+                max / (grad_norm + 1e-6)
+            } else {
+                1.0
+            };
             self.n_steps += 1;
             for (slot_idx, grad) in grads {
                 self.update(slot_idx, &(grad * clip));
             }
-            StepOutcome { grad_norm, applied: true }
+            StepOutcome {
+                grad_norm,
+                applied: true,
+            }
         })
     }
 
@@ -155,7 +184,9 @@ impl Adam {
     }
 
     fn update(&mut self, slot_idx: usize, grad: &Tensor) {
-        let AdamConfig { beta1, beta2, eps, .. } = self.config;
+        let AdamConfig {
+            beta1, beta2, eps, ..
+        } = self.config;
         let t = self.n_steps as i32;
         let slot = &mut self.slots[slot_idx];
         let lr = self.lrs[slot.group.min(self.lrs.len() - 1)];
@@ -181,12 +212,20 @@ pub struct LossScaler {
 impl LossScaler {
     /// A scaler that starts at 2^16, as PyTorch's does.
     pub fn dynamic() -> Self {
-        Self { scale: 65_536.0, clean_steps: 0, growth_interval: 2_000 }
+        Self {
+            scale: 65_536.0,
+            clean_steps: 0,
+            growth_interval: 2_000,
+        }
     }
 
     /// A scaler that never scales (fp32 and bf16).
     pub fn none() -> Self {
-        Self { scale: 1.0, clean_steps: 0, growth_interval: u64::MAX }
+        Self {
+            scale: 1.0,
+            clean_steps: 0,
+            growth_interval: u64::MAX,
+        }
     }
 
     /// Adjusts the scale after a step.
@@ -219,7 +258,10 @@ mod tests {
         // lr * g / (|g| + eps): lr times the sign of the gradient.
         let vs = VarStore::new(Device::Cpu);
         let w = vs.root().sub("w").var("x", &[3], nn::Init::Const(1.0));
-        let config = AdamConfig { max_grad_norm: 0.0, ..AdamConfig::default() };
+        let config = AdamConfig {
+            max_grad_norm: 0.0,
+            ..AdamConfig::default()
+        };
         let mut adam = Adam::new(&vs, config);
         adam.set_lrs(&[0.1]);
         let target = Tensor::from_slice(&[0.0f32, 2.0, 1.0]);
@@ -257,12 +299,16 @@ mod tests {
         assert!(outcome.applied && outcome.grad_norm > 1.0);
 
         adam.zero_grad();
-        (lin.forward(&xs) * f64::INFINITY).sum(Kind::Float).backward();
+        (lin.forward(&xs) * f64::INFINITY)
+            .sum(Kind::Float)
+            .backward();
         let before = lin.ws.copy();
         let outcome = adam.step(1.0);
         assert!(!outcome.applied);
-        assert_eq!(Vec::<f32>::try_from(&before.flatten(0, -1)).unwrap(),
-            Vec::<f32>::try_from(&lin.ws.flatten(0, -1)).unwrap());
+        assert_eq!(
+            Vec::<f32>::try_from(&before.flatten(0, -1)).unwrap(),
+            Vec::<f32>::try_from(&lin.ws.flatten(0, -1)).unwrap()
+        );
         assert_eq!(adam.n_steps(), 1);
     }
 
@@ -270,7 +316,10 @@ mod tests {
     fn state_round_trips() {
         let vs = VarStore::new(Device::Cpu);
         let w = vs.root().var("w", &[2], nn::Init::Const(1.0));
-        let config = AdamConfig { max_grad_norm: 0.0, ..AdamConfig::default() };
+        let config = AdamConfig {
+            max_grad_norm: 0.0,
+            ..AdamConfig::default()
+        };
         let mut adam = Adam::new(&vs, config);
         adam.set_lrs(&[0.1]);
         w.sum(Kind::Float).backward();
@@ -286,7 +335,11 @@ mod tests {
 
     #[test]
     fn loss_scale_halves_on_overflow_and_grows_after_clean_steps() {
-        let mut scaler = LossScaler { scale: 8.0, clean_steps: 0, growth_interval: 2 };
+        let mut scaler = LossScaler {
+            scale: 8.0,
+            clean_steps: 0,
+            growth_interval: 2,
+        };
         scaler.update(false);
         assert_eq!(scaler.scale, 4.0);
         scaler.update(true);

@@ -16,7 +16,9 @@ impl TrainBar {
             "{bar:30.cyan/blue} {pos}/{len} steps {msg} [{elapsed_precise}]",
         )
         .expect("the template is valid");
-        Self { bar: ProgressBar::new(0).with_style(style) }
+        Self {
+            bar: ProgressBar::new(0).with_style(style),
+        }
     }
 
     /// Updates the bar, printing a line per epoch and state change.

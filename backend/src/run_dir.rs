@@ -19,11 +19,20 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 pub enum RunFileError {
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not valid: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// Paths inside a run folder.
@@ -34,7 +43,9 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
+        Self {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn config(&self) -> PathBuf {
@@ -58,7 +69,8 @@ impl RunDir {
     }
 
     pub fn checkpoint(&self, global_step: usize) -> PathBuf {
-        self.root.join(format!("checkpoint-{global_step:08}.safetensors"))
+        self.root
+            .join(format!("checkpoint-{global_step:08}.safetensors"))
     }
 }
 
@@ -79,7 +91,10 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Run
 ///
 /// [`RunFileError::Write`] naming the path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunFileError> {
-    let write = |source| RunFileError::Write { path: path.to_path_buf(), source };
+    let write = |source| RunFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write)?;
     tmp.write_all(bytes).map_err(write)?;
@@ -94,10 +109,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunFileError> {
 ///
 /// [`RunFileError`] naming the path when it cannot be read or parsed.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, RunFileError> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| RunFileError::Read { path: path.to_path_buf(), source })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|source| RunFileError::Parse { path: path.to_path_buf(), source })
+    let bytes = std::fs::read(path).map_err(|source| RunFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| RunFileError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Appends one JSON line; history is advisory, so it is not synced.
@@ -106,9 +125,15 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, RunFileError> {
 ///
 /// [`RunFileError::Write`] naming the path.
 pub fn append_json_line<T: Serialize>(path: &Path, value: &T) -> Result<(), RunFileError> {
-    let write = |source| RunFileError::Write { path: path.to_path_buf(), source };
-    let mut file =
-        std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(write)?;
+    let write = |source| RunFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(write)?;
     let mut line = serde_json::to_vec(value).expect("events serialise to JSON");
     line.push(b'\n');
     file.write_all(&line).map_err(write)
@@ -125,7 +150,11 @@ mod tests {
         write_json_atomic(&path, &vec![1, 2]).unwrap();
         write_json_atomic(&path, &vec![3]).unwrap();
         assert_eq!(read_json::<Vec<i32>>(&path).unwrap(), vec![3]);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp files left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp files left"
+        );
     }
 
     #[test]

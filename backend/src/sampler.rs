@@ -48,7 +48,10 @@ impl ValidationSplit {
         rows.shuffle(&mut rng);
         let n_validation = (rows.len() as f64 * validation_share).round() as usize;
         let train = rows.split_off(n_validation);
-        Self { train, validation: rows }
+        Self {
+            train,
+            validation: rows,
+        }
     }
 }
 
@@ -68,7 +71,12 @@ impl TripletSampler {
             by_label.entry(label).or_default().push(image_idx);
         }
         let images = rows.iter().map(|row| row.image.clone()).collect();
-        Self { images, labels, anchors, by_label }
+        Self {
+            images,
+            labels,
+            anchors,
+            by_label,
+        }
     }
 
     /// Image names, indexed as in the triplets.
@@ -110,7 +118,11 @@ impl TripletSampler {
                 break candidate;
             }
         };
-        Triplet { anchor, positive, negative }
+        Triplet {
+            anchor,
+            positive,
+            negative,
+        }
     }
 }
 
@@ -142,12 +154,26 @@ mod tests {
 
     fn rows() -> Vec<Labelled> {
         let ids = [
-            "w_a", "w_a", "w_a", "w_b", "w_b", "w_c", "new_whale", "new_whale", "w_d", "w_d",
-            "w_d", "w_d", "new_whale",
+            "w_a",
+            "w_a",
+            "w_a",
+            "w_b",
+            "w_b",
+            "w_c",
+            "new_whale",
+            "new_whale",
+            "w_d",
+            "w_d",
+            "w_d",
+            "w_d",
+            "new_whale",
         ];
         ids.iter()
             .enumerate()
-            .map(|(i, id)| Labelled { image: format!("{i}.jpg"), id: id.to_string() })
+            .map(|(i, id)| Labelled {
+                image: format!("{i}.jpg"),
+                id: id.to_string(),
+            })
             .collect()
     }
 
@@ -171,7 +197,9 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 4);
-        assert!(lonely.iter().all(|l| labels.iter().filter(|m| *m == l).count() == 1));
+        assert!(lonely
+            .iter()
+            .all(|l| labels.iter().filter(|m| *m == l).count() == 1));
     }
 
     #[test]
@@ -197,7 +225,12 @@ mod tests {
         assert_eq!(split, ValidationSplit::new(&rows, 0.2, 42));
         assert_ne!(split, ValidationSplit::new(&rows, 0.2, 43));
         assert_eq!(split.validation.len(), 3);
-        let mut all: Vec<_> = split.train.iter().chain(&split.validation).cloned().collect();
+        let mut all: Vec<_> = split
+            .train
+            .iter()
+            .chain(&split.validation)
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.image.cmp(&b.image));
         let mut expected = rows.clone();
         expected.sort_by(|a, b| a.image.cmp(&b.image));

@@ -124,7 +124,11 @@ impl Schedule {
         for (phase_idx, phase) in self.phases.iter().enumerate() {
             if epoch < first + phase.n_epochs() {
                 let cycle_epoch = (epoch - first) % phase.epochs_per_cycle;
-                return Some(Position { phase, phase_idx, cycle_epoch });
+                return Some(Position {
+                    phase,
+                    phase_idx,
+                    cycle_epoch,
+                });
             }
             first += phase.n_epochs();
         }
@@ -134,7 +138,9 @@ impl Schedule {
     /// Learning rate of each group at `step` (from 0) of `epoch`, with
     /// `steps_per_epoch` steps an epoch.
     pub fn lrs(&self, base_lr: f64, epoch: usize, step: usize, steps_per_epoch: usize) -> [f64; 3] {
-        let Some(position) = self.position(epoch) else { return [0.0; 3] };
+        let Some(position) = self.position(epoch) else {
+            return [0.0; 3];
+        };
         let phase = position.phase;
         let cycle_len = (phase.epochs_per_cycle * steps_per_epoch).max(1);
         let cycle_step = position.cycle_epoch * steps_per_epoch + step;

@@ -29,8 +29,8 @@ use crate::image_io::DEFAULT_MAX_PIXELS;
 use crate::loader::{mix_seed, CropCache, EpochLoader};
 use crate::loss::{contrastive_loss, triplet_accuracy, DEFAULT_MARGIN};
 use crate::model::{
-    default_weights_path, load_backbone_weights, save_model, set_backbone_trainable,
-    EmbeddingNet, ModelConfig, ModelError,
+    default_weights_path, load_backbone_weights, save_model, set_backbone_trainable, EmbeddingNet,
+    ModelConfig, ModelError,
 };
 use crate::optim::{Adam, AdamConfig, LossScaler};
 use crate::run_dir::{append_json_line, read_json, write_json_atomic, RunDir, RunFileError};
@@ -110,7 +110,11 @@ pub enum TrainError {
         "not enough anchors for one batch: {n_anchors} training images of individuals \
          with more than {min_images} images, batch size {batch_size}"
     )]
-    TooFewAnchors { n_anchors: usize, min_images: usize, batch_size: usize },
+    TooFewAnchors {
+        n_anchors: usize,
+        min_images: usize,
+        batch_size: usize,
+    },
     #[error("no pretrained weights at {path}; run the set-up script or pass --no-pretrained")]
     NoWeights { path: PathBuf },
     #[error("cannot read checkpoint {path}: {message}")]
@@ -196,10 +200,14 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         let run = RunDir::new(run_dir);
         if run.config().exists() {
-            return Err(TrainError::RunExists { run_dir: run_dir.to_path_buf() });
+            return Err(TrainError::RunExists {
+                run_dir: run_dir.to_path_buf(),
+            });
         }
-        std::fs::create_dir_all(run_dir)
-            .map_err(|source| RunFileError::Write { path: run_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(run_dir).map_err(|source| RunFileError::Write {
+            path: run_dir.to_path_buf(),
+            source,
+        })?;
         let trainer = Self::prepare(config, data, run_dir, device)?;
         write_json_atomic(&trainer.run.config(), &trainer.config)?;
         write_json_atomic(&trainer.run.split(), &trainer.split)?;
@@ -240,7 +248,11 @@ impl Trainer {
         } else {
             trainer.load_pretrained()?;
         }
-        tracing::info!("resuming at epoch {} step {}", trainer.state.epoch, trainer.state.global_step);
+        tracing::info!(
+            "resuming at epoch {} step {}",
+            trainer.state.epoch,
+            trainer.state.global_step
+        );
         Ok(trainer)
     }
 
@@ -273,8 +285,18 @@ impl Trainer {
             }
             on_event(&event);
         };
-        let message = format!("{} training images, {} anchors", self.sampler.images().len(), self.sampler.anchors().len());
-        emit(&self.run, TrainEvent::State { state: RunState::Training, message });
+        let message = format!(
+            "{} training images, {} anchors",
+            self.sampler.images().len(),
+            self.sampler.anchors().len()
+        );
+        emit(
+            &self.run,
+            TrainEvent::State {
+                state: RunState::Training,
+                message,
+            },
+        );
 
         let n_epochs = self.config.schedule.n_epochs();
         let clock = Clock::new(self.total_steps(), self.state.global_step);
@@ -283,7 +305,13 @@ impl Trainer {
             if outcome == Outcome::Stopped {
                 self.checkpoint()?;
                 let message = format!("stopped at step {}", self.state.global_step);
-                emit(&self.run, TrainEvent::State { state: RunState::Stopped, message });
+                emit(
+                    &self.run,
+                    TrainEvent::State {
+                        state: RunState::Stopped,
+                        message,
+                    },
+                );
                 return Ok(Outcome::Stopped);
             }
         }
@@ -291,7 +319,13 @@ impl Trainer {
         self.state.finished = true;
         self.checkpoint()?;
         let message = format!("finished after {} steps", self.state.global_step);
-        emit(&self.run, TrainEvent::State { state: RunState::Finished, message });
+        emit(
+            &self.run,
+            TrainEvent::State {
+                state: RunState::Finished,
+                message,
+            },
+        );
         Ok(Outcome::Finished)
     }
 
@@ -303,10 +337,18 @@ impl Trainer {
         device: Device,
     ) -> Result<Self, TrainError> {
         let images: Vec<String> = data.train.iter().map(|row| row.image.clone()).collect();
-        let (cache, skipped) =
-            CropCache::build(data, Split::Train, &images, &config.geometry(), DEFAULT_MAX_PIXELS);
+        let (cache, skipped) = CropCache::build(
+            data,
+            Split::Train,
+            &images,
+            &config.geometry(),
+            DEFAULT_MAX_PIXELS,
+        );
         if cache.is_empty() {
-            let first = skipped.first().map(|(i, e)| format!("{i}: {e}")).unwrap_or_default();
+            let first = skipped
+                .first()
+                .map(|(i, e)| format!("{i}: {e}"))
+                .unwrap_or_default();
             return Err(TrainError::NoImages { first });
         }
         for (image, reason) in &skipped {
@@ -376,7 +418,11 @@ impl Trainer {
         clock: &Clock,
     ) -> Result<Outcome, TrainError> {
         let epoch = self.state.epoch;
-        let position = self.config.schedule.position(epoch).expect("epoch within the schedule");
+        let position = self
+            .config
+            .schedule
+            .position(epoch)
+            .expect("epoch within the schedule");
         set_backbone_trainable(&self.vs, !position.phase.freeze_backbone);
         let started = Instant::now();
 
@@ -445,13 +491,22 @@ impl Trainer {
 
     /// One optimizer step at the given group learning rates; returns loss
     /// and triplet accuracy.
-    pub(crate) fn train_step(&mut self, images: &Tensor, labels: &Tensor, lrs: [f64; 3]) -> (f64, f64) {
+    pub(crate) fn train_step(
+        &mut self,
+        images: &Tensor,
+        labels: &Tensor,
+        lrs: [f64; 3],
+    ) -> (f64, f64) {
         let step_seed = mix_seed(self.config.seed ^ 0xA0C, self.state.global_step as u64);
         tch::manual_seed(step_seed as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed);
         self.adam.set_lrs(&lrs);
 
-        let xs = augment::augment(&to_unit_float(images, self.device), &self.config.augment, &mut rng);
+        let xs = augment::augment(
+            &to_unit_float(images, self.device),
+            &self.config.augment,
+            &mut rng,
+        );
         let xs = normalise(&xs, &IMAGENET);
         let labels = labels.to_device(self.device);
         let use_amp = self.state.loss_scaler.growth_interval != u64::MAX;
@@ -511,9 +566,18 @@ impl Trainer {
 
     /// Validation loss and accuracy on triplets of the validation split,
     /// and MAP@5 of validation images against the training gallery.
-    fn validate(&self, epoch: usize, train_loss: f64, train_accuracy: f64, started: Instant) -> EpochStats {
+    fn validate(
+        &self,
+        epoch: usize,
+        train_loss: f64,
+        train_accuracy: f64,
+        started: Instant,
+    ) -> EpochStats {
         let enabled = self.config.validate;
-        let (val_loss, val_accuracy) = enabled.then(|| self.validation_triplets()).flatten().unzip();
+        let (val_loss, val_accuracy) = enabled
+            .then(|| self.validation_triplets())
+            .flatten()
+            .unzip();
         EpochStats {
             epoch,
             n_epochs: self.config.schedule.n_epochs(),
@@ -535,8 +599,9 @@ impl Trainer {
         let batch_size = self.config.batch_size.min(n_anchors);
         let anchors = sampler.anchors().to_vec();
         let seed = mix_seed(self.config.seed, 0x7A1);
-        let loader = EpochLoader::start(self.cache.clone(), sampler, anchors, batch_size, 0, 2, seed);
-        
+        let loader =
+            EpochLoader::start(self.cache.clone(), sampler, anchors, batch_size, 0, 2, seed);
+
         let mut sums = (0.0, 0.0, 0usize);
         for batch in loader {
             let (loss, accuracy) = tch::no_grad(|| {
@@ -567,9 +632,18 @@ impl Trainer {
     }
 
     fn embed_rows(&self, rows: &[Labelled]) -> Tensor {
-        let positions: Vec<usize> =
-            rows.iter().filter_map(|row| self.cache.position(&row.image)).collect();
-        embed_cached(&self.net, &self.cache, &positions, self.config.eval_batch_size, self.device, &mut |_| {})
+        let positions: Vec<usize> = rows
+            .iter()
+            .filter_map(|row| self.cache.position(&row.image))
+            .collect();
+        embed_cached(
+            &self.net,
+            &self.cache,
+            &positions,
+            self.config.eval_batch_size,
+            self.device,
+            &mut |_| {},
+        )
     }
 
     /// Writes weights and optimizer state, then the state file that points
@@ -585,8 +659,10 @@ impl Trainer {
         tensors.extend(self.adam.state());
         let tmp = path.with_extension("tmp");
         Tensor::write_safetensors(&tensors, &tmp)?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|source| RunFileError::Write { path: path.clone(), source })?;
+        std::fs::rename(&tmp, &path).map_err(|source| RunFileError::Write {
+            path: path.clone(),
+            source,
+        })?;
 
         let previous = self.state.checkpoint.replace(file_name(&path));
         write_json_atomic(&self.run.state(), &self.state)?;
@@ -598,9 +674,14 @@ impl Trainer {
     }
 
     fn restore_checkpoint(&mut self) -> Result<(), TrainError> {
-        let Some(name) = self.state.checkpoint.clone() else { return Ok(()) };
+        let Some(name) = self.state.checkpoint.clone() else {
+            return Ok(());
+        };
         let path = self.run.root.join(&name);
-        let fail = |message: String| TrainError::Checkpoint { path: path.clone(), message };
+        let fail = |message: String| TrainError::Checkpoint {
+            path: path.clone(),
+            message,
+        };
         let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
             .map_err(|e| fail(e.to_string()))?
             .into_iter()
@@ -630,7 +711,11 @@ struct Clock {
 
 impl Clock {
     fn new(total_steps: usize, first_step: usize) -> Self {
-        Self { started: Instant::now(), first_step, total_steps }
+        Self {
+            started: Instant::now(),
+            first_step,
+            total_steps,
+        }
     }
 
     fn eta(&self, done: usize) -> f64 {
@@ -649,19 +734,28 @@ fn steps_per_epoch(config: &TrainConfig, n_anchors: usize) -> Result<usize, Trai
             batch_size: config.batch_size,
         });
     }
-    Ok(config.max_steps_per_epoch.map_or(full, |cap| full.min(cap.max(1))))
+    Ok(config
+        .max_steps_per_epoch
+        .map_or(full, |cap| full.min(cap.max(1))))
 }
 
 /// Leaves out of the split the images that could not be loaded.
 fn drop_unloaded(split: ValidationSplit, cache: &CropCache) -> ValidationSplit {
     let keep = |rows: Vec<Labelled>| -> Vec<Labelled> {
-        rows.into_iter().filter(|row| cache.position(&row.image).is_some()).collect()
+        rows.into_iter()
+            .filter(|row| cache.position(&row.image).is_some())
+            .collect()
     };
-    ValidationSplit { train: keep(split.train), validation: keep(split.validation) }
+    ValidationSplit {
+        train: keep(split.train),
+        validation: keep(split.validation),
+    }
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Checks that embeddings are finite; a diverged run shows up here first.

@@ -65,7 +65,12 @@ pub enum WorkflowError {
         "submission does not match {sample}: {n_missing} images missing, {n_extra} extra \
          (for example {example})"
     )]
-    SampleMismatch { sample: PathBuf, n_missing: usize, n_extra: usize, example: String },
+    SampleMismatch {
+        sample: PathBuf,
+        n_missing: usize,
+        n_extra: usize,
+        example: String,
+    },
 }
 
 impl RunModel {
@@ -79,7 +84,13 @@ impl RunModel {
         let run = RunDir::new(run_dir);
         let config: TrainConfig = read_json(&run.config())?;
         let (vs, net) = load_model(run_dir, device)?;
-        Ok(Self { run, config, net, device, _vs: vs })
+        Ok(Self {
+            run,
+            config,
+            net,
+            device,
+            _vs: vs,
+        })
     }
 
     /// The run's validation split.
@@ -93,7 +104,9 @@ impl RunModel {
 
     /// The calibrated `dcut`, if the run has one.
     pub fn calibrated_dcut(&self) -> Option<f32> {
-        read_json::<Calibration>(&self.run.calibration()).ok().map(|c| c.dcut)
+        read_json::<Calibration>(&self.run.calibration())
+            .ok()
+            .map(|c| c.dcut)
     }
 
     /// Decodes, crops and embeds `images` of `split`, reporting progress as
@@ -106,13 +119,25 @@ impl RunModel {
         on_progress: &mut dyn FnMut(usize, usize),
     ) -> Embedded {
         let geometry = self.config.geometry();
-        let (cache, failures) = CropCache::build(data, split, images, &geometry, DEFAULT_MAX_PIXELS);
+        let (cache, failures) =
+            CropCache::build(data, split, images, &geometry, DEFAULT_MAX_PIXELS);
         let positions: Vec<usize> = (0..cache.len()).collect();
         let total = positions.len();
         let batch = self.config.eval_batch_size;
         let mut report = |done| on_progress(done, total);
-        let embeddings = embed_cached(&self.net, &cache, &positions, batch, self.device, &mut report);
-        Embedded { names: cache.names().to_vec(), embeddings, failures }
+        let embeddings = embed_cached(
+            &self.net,
+            &cache,
+            &positions,
+            batch,
+            self.device,
+            &mut report,
+        );
+        Embedded {
+            names: cache.names().to_vec(),
+            embeddings,
+            failures,
+        }
     }
 }
 
@@ -133,8 +158,11 @@ pub fn validate(
     let split = model.split()?;
     let gallery = embed_rows(model, data, &split.train, on_progress)?;
     let queries = embed_rows(model, data, &split.validation, on_progress)?;
-    let neighbours =
-        nearest(to_array(&gallery.embeddings), &to_array(&queries.embeddings), model.device)?;
+    let neighbours = nearest(
+        to_array(&gallery.embeddings),
+        &to_array(&queries.embeddings),
+        model.device,
+    )?;
     let labels = labels_of(&split.train, &gallery.names);
     let truths = labels_of(&split.validation, &queries.names);
 
@@ -143,7 +171,11 @@ pub fn validate(
         return Ok(vec![evaluate(&neighbours, &labels, &truths, dcut)]);
     };
     let (table, best) = sweep(&neighbours, &labels, &truths, &dcut_range(lo, hi, n));
-    let calibration = Calibration { dcut: table[best].dcut, map5: table[best].map5, table: table.clone() };
+    let calibration = Calibration {
+        dcut: table[best].dcut,
+        map5: table[best].map5,
+        table: table.clone(),
+    };
     write_json_atomic(&model.run.calibration(), &calibration)?;
     Ok(table)
 }
@@ -166,20 +198,35 @@ pub fn submit(
     let gallery = embed_rows(model, data, &data.train, on_progress)?;
     if data.test.is_empty() {
         let what = data.root.join("test").display().to_string();
-        return Err(WorkflowError::Empty { what, action: "predict".into() });
+        return Err(WorkflowError::Empty {
+            what,
+            action: "predict".into(),
+        });
     }
     let queries = model.embed(data, Split::Test, &data.test, on_progress);
     for (image, reason) in &queries.failures {
         tracing::warn!("predicting new_whale for {image}, which could not be read: {reason}");
     }
-    let neighbours =
-        nearest(to_array(&gallery.embeddings), &to_array(&queries.embeddings), model.device)?;
+    let neighbours = nearest(
+        to_array(&gallery.embeddings),
+        &to_array(&queries.embeddings),
+        model.device,
+    )?;
     let labels = labels_of(&data.train, &gallery.names);
     let ranked = rank_all(&neighbours, &labels, dcut);
 
-    let mut rows: Vec<(String, String)> =
-        queries.names.iter().cloned().zip(ranked.iter().map(|c| prediction_string(c))).collect();
-    rows.extend(queries.failures.iter().map(|(image, _)| (image.clone(), "new_whale".to_string())));
+    let mut rows: Vec<(String, String)> = queries
+        .names
+        .iter()
+        .cloned()
+        .zip(ranked.iter().map(|c| prediction_string(c)))
+        .collect();
+    rows.extend(
+        queries
+            .failures
+            .iter()
+            .map(|(image, _)| (image.clone(), "new_whale".to_string())),
+    );
     rows.sort();
     check_against_sample(data, &rows)?;
     write_submission(out, &rows)?;
@@ -198,21 +245,31 @@ fn embed_rows(
         tracing::warn!("leaving out {image}: {reason}");
     }
     if embedded.names.is_empty() {
-        return Err(WorkflowError::Empty { what: "the image list".into(), action: "embed".into() });
+        return Err(WorkflowError::Empty {
+            what: "the image list".into(),
+            action: "embed".into(),
+        });
     }
     Ok(embedded)
 }
 
 /// Labels of `names`, looked up in `rows`.
 fn labels_of(rows: &[Labelled], names: &[String]) -> Vec<String> {
-    let by_image: std::collections::HashMap<&str, &str> =
-        rows.iter().map(|r| (r.image.as_str(), r.id.as_str())).collect();
-    names.iter().map(|n| by_image[n.as_str()].to_string()).collect()
+    let by_image: std::collections::HashMap<&str, &str> = rows
+        .iter()
+        .map(|r| (r.image.as_str(), r.id.as_str()))
+        .collect();
+    names
+        .iter()
+        .map(|n| by_image[n.as_str()].to_string())
+        .collect()
 }
 
 fn check_against_sample(data: &DataSet, rows: &[(String, String)]) -> Result<(), WorkflowError> {
     let sample = data.root.join("sample_submission.csv");
-    let Ok(mut reader) = csv::Reader::from_path(&sample) else { return Ok(()) };
+    let Ok(mut reader) = csv::Reader::from_path(&sample) else {
+        return Ok(());
+    };
     let expected: HashSet<String> = reader
         .records()
         .filter_map(|r| r.ok().and_then(|r| r.get(0).map(str::to_string)))
@@ -223,18 +280,33 @@ fn check_against_sample(data: &DataSet, rows: &[(String, String)]) -> Result<(),
     if missing.is_empty() && extra.is_empty() {
         return Ok(());
     }
-    let example = missing.first().or(extra.first()).map(|s| s.to_string()).unwrap_or_default();
-    Err(WorkflowError::SampleMismatch { sample, n_missing: missing.len(), n_extra: extra.len(), example })
+    let example = missing
+        .first()
+        .or(extra.first())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    Err(WorkflowError::SampleMismatch {
+        sample,
+        n_missing: missing.len(),
+        n_extra: extra.len(),
+        example,
+    })
 }
 
 fn write_submission(path: &Path, rows: &[(String, String)]) -> Result<(), WorkflowError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let fail = |e: csv::Error| WorkflowError::Write { path: path.into(), message: e.to_string() };
+    let fail = |e: csv::Error| WorkflowError::Write {
+        path: path.into(),
+        message: e.to_string(),
+    };
     writer.write_record(["Image", "Id"]).map_err(fail)?;
     for (image, labels) in rows {
         writer.write_record([image, labels]).map_err(fail)?;
     }
-    let bytes = writer.into_inner().map_err(|e| WorkflowError::Write { path: path.into(), message: e.to_string() })?;
+    let bytes = writer.into_inner().map_err(|e| WorkflowError::Write {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
     write_atomic(path, &bytes)?;
     Ok(())
 }
@@ -257,10 +329,16 @@ pub fn write_embeddings(dir: &Path, name: &str, embedded: &Embedded) -> Result<(
 
     let binary = dir.join(format!("{name}.safetensors"));
     let tmp = binary.with_extension("tmp");
-    Tensor::write_safetensors(&[("embeddings", &embedded.embeddings)], &tmp)
-        .map_err(|e| WorkflowError::Write { path: binary.clone(), message: e.to_string() })?;
-    std::fs::rename(&tmp, &binary)
-        .map_err(|e| WorkflowError::Write { path: binary.clone(), message: e.to_string() })?;
+    Tensor::write_safetensors(&[("embeddings", &embedded.embeddings)], &tmp).map_err(|e| {
+        WorkflowError::Write {
+            path: binary.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    std::fs::rename(&tmp, &binary).map_err(|e| WorkflowError::Write {
+        path: binary.clone(),
+        message: e.to_string(),
+    })?;
     write_json_atomic(&dir.join(format!("{name}.names.json")), &embedded.names)?;
     Ok(())
 }
@@ -273,13 +351,18 @@ pub fn write_embeddings(dir: &Path, name: &str, embedded: &Embedded) -> Result<(
 pub fn read_embeddings(dir: &Path, name: &str) -> Result<(Vec<String>, Tensor), WorkflowError> {
     let names: Vec<String> = read_json(&dir.join(format!("{name}.names.json")))?;
     let path = dir.join(format!("{name}.safetensors"));
-    let tensors = Tensor::read_safetensors(&path)
-        .map_err(|e| WorkflowError::Write { path: path.clone(), message: e.to_string() })?;
+    let tensors = Tensor::read_safetensors(&path).map_err(|e| WorkflowError::Write {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     let embeddings = tensors
         .into_iter()
         .find(|(n, _)| n == "embeddings")
         .map(|(_, t)| t)
-        .ok_or_else(|| WorkflowError::Empty { what: path.display().to_string(), action: "read".into() })?;
+        .ok_or_else(|| WorkflowError::Empty {
+            what: path.display().to_string(),
+            action: "read".into(),
+        })?;
     Ok((names, embeddings))
 }
 
@@ -289,14 +372,22 @@ pub fn read_embeddings(dir: &Path, name: &str) -> Result<(Vec<String>, Tensor), 
 ///
 /// [`WorkflowError`] when the file is unreadable.
 pub fn read_embeddings_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<f32>>), WorkflowError> {
-    let fail = |e: csv::Error| WorkflowError::Write { path: path.into(), message: e.to_string() };
+    let fail = |e: csv::Error| WorkflowError::Write {
+        path: path.into(),
+        message: e.to_string(),
+    };
     let mut reader = csv::Reader::from_path(path).map_err(fail)?;
     let mut names = Vec::new();
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(fail)?;
         names.push(record[0].to_string());
-        rows.push(record[1].split(' ').filter_map(|v| v.parse().ok()).collect());
+        rows.push(
+            record[1]
+                .split(' ')
+                .filter_map(|v| v.parse().ok())
+                .collect(),
+        );
     }
     Ok((names, rows))
 }

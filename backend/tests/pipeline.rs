@@ -31,7 +31,12 @@ fn synthetic_set() -> &'static Path {
     let (_, path) = SET.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data");
-        generate(&SynthConfig { out: path.clone(), n_individuals: 30, seed: 7 }).unwrap();
+        generate(&SynthConfig {
+            out: path.clone(),
+            n_individuals: 30,
+            seed: 7,
+        })
+        .unwrap();
         (dir, path)
     });
     path
@@ -53,7 +58,9 @@ fn train(config: TrainConfig, run_dir: &Path) -> Vec<TrainEvent> {
     let data = DataSet::open(synthetic_set()).unwrap();
     let mut trainer = Trainer::start(config, &data, run_dir, Device::Cpu).unwrap();
     let mut events = Vec::new();
-    trainer.run(&mut |e| events.push(e.clone()), &AtomicBool::new(false)).unwrap();
+    trainer
+        .run(&mut |e| events.push(e.clone()), &AtomicBool::new(false))
+        .unwrap();
     events
 }
 
@@ -122,10 +129,18 @@ fn accuracy(run_dir: &Path) -> f64 {
     let split = model.split().unwrap();
     let sampler = TripletSampler::new(&split.train, 2);
     let embedded = model.embed(&data, Split::Train, sampler.images(), &mut |_, _| {});
-    assert_eq!(embedded.names, sampler.images(), "every synthetic image loads");
+    assert_eq!(
+        embedded.names,
+        sampler.images(),
+        "every synthetic image loads"
+    );
     let xs = flukeid::evaluate::to_array(&embedded.embeddings);
     let distance = |a: usize, b: usize| {
-        xs.row(a).iter().zip(xs.row(b)).map(|(x, y)| (x - y) * (x - y)).sum::<f32>()
+        xs.row(a)
+            .iter()
+            .zip(xs.row(b))
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
     };
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
@@ -164,7 +179,10 @@ fn embeddings_round_trip(run_dir: &Path, scratch: &Path) {
 
     let (names, binary) = read_embeddings(&out, "test_emb").unwrap();
     assert_eq!(names, embedded.names);
-    let diff = (&binary - &embedded.embeddings).abs().max().double_value(&[]);
+    let diff = (&binary - &embedded.embeddings)
+        .abs()
+        .max()
+        .double_value(&[]);
     assert_eq!(diff, 0.0);
 
     let (csv_names, rows) = read_embeddings_csv(&out.join("test_emb.csv")).unwrap();
@@ -215,7 +233,13 @@ fn a_killed_run_resumes_from_its_checkpoint() {
     let binary = env!("CARGO_BIN_EXE_flukeid");
     let data = synthetic_set();
     let mut child = Command::new(binary)
-        .args(["train", "--data", path_str(data), "--out", path_str(&run_dir)])
+        .args([
+            "train",
+            "--data",
+            path_str(data),
+            "--out",
+            path_str(&run_dir),
+        ])
         .args(["--config", path_str(&config_path)])
         .spawn()
         .unwrap();
@@ -224,16 +248,24 @@ fn a_killed_run_resumes_from_its_checkpoint() {
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     let killed_at = reached.expect("a checkpoint at step 4 or later within 5 minutes");
-    assert!(killed_at < 12, "the run must be killed before it ends, got {killed_at}");
+    assert!(
+        killed_at < 12,
+        "the run must be killed before it ends, got {killed_at}"
+    );
 
     let status = Command::new(binary)
-        .args(["train", "--data", path_str(data), "--resume", path_str(&run_dir)])
+        .args([
+            "train",
+            "--data",
+            path_str(data),
+            "--resume",
+            path_str(&run_dir),
+        ])
         .status()
         .unwrap();
     assert!(status.success());
 
-    let state: TrainState =
-        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    let state: TrainState = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
     assert!(state.finished);
     assert_eq!(state.global_step, 12, "2 epochs of 6 steps");
     let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
@@ -252,14 +284,20 @@ fn a_killed_run_resumes_from_its_checkpoint() {
         for (other, other_loss) in &steps[i + 1..] {
             if other == step {
                 let tolerance = 1e-3 * loss.abs().max(1.0);
-                assert!((loss - other_loss).abs() < tolerance, "step {step}: {loss} then {other_loss}");
+                assert!(
+                    (loss - other_loss).abs() < tolerance,
+                    "step {step}: {loss} then {other_loss}"
+                );
             }
         }
     }
     // Steps after the checkpoint may appear twice (done, lost, redone);
     // every step appears, and the last ones continue from the checkpoint.
     for step in 1..=12 {
-        assert!(resumed_steps.contains(&step), "step {step} missing: {resumed_steps:?}");
+        assert!(
+            resumed_steps.contains(&step),
+            "step {step} missing: {resumed_steps:?}"
+        );
     }
     assert_eq!(*resumed_steps.last().unwrap(), 12);
 }

@@ -49,10 +49,15 @@ pub enum CropError {
     EmptyImage { width: u32, height: u32 },
     #[error("box has x1 < x0 or y1 < y0: ({x0}, {y0}, {x1}, {y1})")]
     Inverted { x0: f64, y0: f64, x1: f64, y1: f64 },
-    #[error(
-        "box ({x0}, {y0}, {x1}, {y1}) lies outside the {width}x{height} image"
-    )]
-    OutsideImage { x0: f64, y0: f64, x1: f64, y1: f64, width: u32, height: u32 },
+    #[error("box ({x0}, {y0}, {x1}, {y1}) lies outside the {width}x{height} image")]
+    OutsideImage {
+        x0: f64,
+        y0: f64,
+        x1: f64,
+        y1: f64,
+        width: u32,
+        height: u32,
+    },
     #[error("box coordinates must be finite numbers")]
     NotFinite,
 }
@@ -61,7 +66,12 @@ impl Default for CropGeometry {
     /// The reference kernel's crops: 576x192 (3:1), padding 50 px in x and
     /// 20 px in y.
     fn default() -> Self {
-        Self { width: 576, height: 192, pad_x: 50.0, pad_y: 20.0 }
+        Self {
+            width: 576,
+            height: 192,
+            pad_x: 50.0,
+            pad_y: 20.0,
+        }
     }
 }
 
@@ -94,7 +104,14 @@ impl BoundingBox {
         }
         let (w, h) = (width as f64, height as f64);
         if x0 < 0.0 || y0 < 0.0 || x1 > w || y1 > h {
-            return Err(CropError::OutsideImage { x0, y0, x1, y1, width, height });
+            return Err(CropError::OutsideImage {
+                x0,
+                y0,
+                x1,
+                y1,
+                width,
+                height,
+            });
         }
         Ok(())
     }
@@ -153,8 +170,11 @@ impl CropGeometry {
         let bh = bbox.y1 - bbox.y0 + self.pad_y;
 
         // Wider than the ratio: keep the width; otherwise keep the height.
-        let (mut bw, mut bh) =
-            if bw * bw / ratio > bh * bh * ratio { (bw, bw / ratio) } else { (bh * ratio, bh) };
+        let (mut bw, mut bh) = if bw * bw / ratio > bh * bh * ratio {
+            (bw, bw / ratio)
+        } else {
+            (bh * ratio, bh)
+        };
         // Multiply before dividing, as the reference does, so regions
         // round to the same pixel.
         if bw > w {
@@ -198,30 +218,45 @@ mod tests {
     #[test]
     fn box_in_the_middle_grows_its_width_to_three_to_one() {
         // padded 350x120 is narrower than 3:1, so width becomes 360
-        assert_eq!(region(1000, 600, (100.0, 100.0, 400.0, 200.0)), (70, 90, 430, 210));
+        assert_eq!(
+            region(1000, 600, (100.0, 100.0, 400.0, 200.0)),
+            (70, 90, 430, 210)
+        );
     }
 
     #[test]
     fn box_at_left_edge_is_shifted_right() {
         // padded 350x70 is wider than 3:1, height becomes 116.67
-        assert_eq!(region(800, 400, (0.0, 150.0, 300.0, 200.0)), (0, 116, 350, 233));
+        assert_eq!(
+            region(800, 400, (0.0, 150.0, 300.0, 200.0)),
+            (0, 116, 350, 233)
+        );
     }
 
     #[test]
     fn negative_start_truncates_toward_zero_before_shifting() {
         // x0 = -25.5 truncates to -25, then the region moves 25 px right
-        assert_eq!(region(800, 400, (0.0, 150.0, 301.0, 200.0)), (0, 116, 351, 233));
+        assert_eq!(
+            region(800, 400, (0.0, 150.0, 301.0, 200.0)),
+            (0, 116, 351, 233)
+        );
     }
 
     #[test]
     fn box_in_bottom_right_corner_is_shifted_up_and_left() {
-        assert_eq!(region(640, 480, (600.0, 450.0, 640.0, 480.0)), (490, 430, 640, 480));
+        assert_eq!(
+            region(640, 480, (600.0, 450.0, 640.0, 480.0)),
+            (490, 430, 640, 480)
+        );
     }
 
     #[test]
     fn box_wider_than_image_shrinks_keeping_the_ratio() {
         // 350x116.67 shrinks to 300x100
-        assert_eq!(region(300, 400, (0.0, 100.0, 300.0, 150.0)), (0, 75, 300, 175));
+        assert_eq!(
+            region(300, 400, (0.0, 100.0, 300.0, 150.0)),
+            (0, 75, 300, 175)
+        );
     }
 
     #[test]
@@ -243,7 +278,12 @@ mod tests {
 
     #[test]
     fn other_ratio_and_padding_are_honoured() {
-        let geometry = CropGeometry { width: 200, height: 100, pad_x: 0.0, pad_y: 0.0 };
+        let geometry = CropGeometry {
+            width: 200,
+            height: 100,
+            pad_x: 0.0,
+            pad_y: 0.0,
+        };
         let bbox = BoundingBox::new(10.0, 10.0, 30.0, 20.0);
         let r = geometry.region(&bbox, 100, 100).unwrap();
         assert_eq!((r.x0, r.y0, r.x1, r.y1), (10, 10, 30, 20));
@@ -254,13 +294,22 @@ mod tests {
     fn bad_boxes_are_refused_with_a_reason() {
         let g = CropGeometry::default();
         let inverted = BoundingBox::new(50.0, 0.0, 10.0, 10.0);
-        assert!(matches!(g.region(&inverted, 100, 100), Err(CropError::Inverted { .. })));
+        assert!(matches!(
+            g.region(&inverted, 100, 100),
+            Err(CropError::Inverted { .. })
+        ));
         let outside = BoundingBox::new(0.0, 0.0, 120.0, 10.0);
-        assert!(matches!(g.region(&outside, 100, 100), Err(CropError::OutsideImage { .. })));
+        assert!(matches!(
+            g.region(&outside, 100, 100),
+            Err(CropError::OutsideImage { .. })
+        ));
         let nan = BoundingBox::new(f64::NAN, 0.0, 1.0, 1.0);
         assert_eq!(g.region(&nan, 100, 100), Err(CropError::NotFinite));
         let whole = BoundingBox::whole(0, 10);
-        assert!(matches!(g.region(&whole, 0, 10), Err(CropError::EmptyImage { .. })));
+        assert!(matches!(
+            g.region(&whole, 0, 10),
+            Err(CropError::EmptyImage { .. })
+        ));
     }
 
     #[test]
@@ -269,8 +318,12 @@ mod tests {
         for (w, h) in [(1050, 700), (700, 467), (333, 1000), (97, 13)] {
             for step in 0..20 {
                 let f = step as f64 / 20.0;
-                let bbox = BoundingBox::new(f * w as f64 * 0.7, f * h as f64 * 0.5,
-                    (f * w as f64 * 0.7 + 40.0).min(w as f64), h as f64 * (0.5 + f / 2.0));
+                let bbox = BoundingBox::new(
+                    f * w as f64 * 0.7,
+                    f * h as f64 * 0.5,
+                    (f * w as f64 * 0.7 + 40.0).min(w as f64),
+                    h as f64 * (0.5 + f / 2.0),
+                );
                 let r = g.region(&bbox, w, h).unwrap();
                 assert!(r.x1 <= w && r.y1 <= h && r.width() > 0 && r.height() > 0);
                 let ratio = r.width() as f64 / r.height() as f64;
