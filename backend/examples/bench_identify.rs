@@ -20,7 +20,7 @@ use flukeid::model::{
     default_weights_path, load_backbone_weights, save_model, Backbone, EmbeddingNet, ModelConfig,
 };
 use flukeid::run_dir::write_json_atomic;
-use flukeid::server::{build_app, AppHandle, ServerConfig};
+use flukeid::server::{AppHandle, ServerConfig};
 use flukeid::synth::{generate, SynthConfig};
 use flukeid::train::TrainConfig;
 use flukeid_shared::api::{ModelStatus, StatusResponse};
@@ -190,17 +190,8 @@ async fn start_server(data_dir: &Path, device: Device) -> anyhow::Result<(String
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         ..ServerConfig::new(data_dir)
     };
-    let (app, handle) = build_app(config).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let stop = handle.clone();
-    tokio::spawn(async move {
-        let shutdown = async move { stop.shutdown_requested().await };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
-    Ok((base, handle))
+    let (addr, handle) = flukeid::server::spawn(config).await?;
+    Ok((format!("http://{addr}"), handle))
 }
 
 async fn serve_run(client: &reqwest::Client, base: &str, handle: &AppHandle) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flukeid::model::{default_weights_path, Backbone};
-use flukeid::server::{build_app, AppHandle, ServerConfig};
+use flukeid::server::{AppHandle, ServerConfig};
 use flukeid::synth::{generate, SynthConfig};
 use flukeid_shared::api::{
     CandidateMatch, ConfirmResponse, IdentifyResponse, IndividualDetail, JobStarted, LrFindStatus,
@@ -62,17 +62,7 @@ impl TestServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..ServerConfig::new(data_dir)
         };
-        let (app, handle) = build_app(config).await.expect("the server starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = handle.clone();
-        tokio::spawn(async move {
-            let shutdown = async move { stop.shutdown_requested().await };
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .unwrap();
-        });
+        let (addr, handle) = flukeid::server::spawn(config).await.expect("the server starts");
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()

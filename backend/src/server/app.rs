@@ -103,6 +103,29 @@ pub async fn serve(
     served.map_err(ServerError::Serve)
 }
 
+/// Builds the app, binds it to the configured address and serves it on a
+/// background task until [`AppHandle::shutdown`]; for tests and benchmarks
+/// that need a real server on a free loopback port.
+///
+/// # Errors
+///
+/// [`ServerError`] when the app cannot be built or the address bound.
+pub async fn spawn(config: ServerConfig) -> Result<(SocketAddr, AppHandle), ServerError> {
+    let addr = config.addr;
+    let (app, handle) = build_app(config).await?;
+    let bind = |source| ServerError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind)?;
+    let local = listener.local_addr().map_err(bind)?;
+    let stop = handle.clone();
+    tokio::spawn(async move {
+        let shutdown = async move { stop.shutdown_requested().await };
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!("the server stopped: {error}");
+        }
+    });
+    Ok((local, handle))
+}
+
 async fn stop_signal(handle: &AppHandle) {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {

@@ -29,6 +29,6 @@ pub mod worker;
 #[cfg(test)]
 mod testing;
 
-pub use app::{build_app, serve, AppHandle};
+pub use app::{build_app, serve, spawn, AppHandle};
 pub use config::{ServerConfig, DEFAULT_MAX_UPLOAD_BYTES};
 pub use error::{AppError, ServerError};
