@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Sets up whatever is missing, makes the synthetic demo data set if there is
-# no data, and starts the flukeid server on 127.0.0.1:8080, printing the
-# address and the admin token. Set FLUKEID_DATA to serve a Kaggle-layout
+# Sets up whatever is missing (the web app included), makes the synthetic
+# demo data set if there is no data, and starts the flukeid server on
+# 127.0.0.1:8080 with the web app, printing the address and the admin token. Set FLUKEID_DATA to serve a Kaggle-layout
 # data set of your own, FLUKEID_ADDR to listen elsewhere.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/setup.sh"
+"$here/build-frontend.sh"
 source "$here/env.sh"
 flukeid="$CARGO_TARGET_DIR/release/flukeid"
 
@@ -14,8 +15,5 @@ if [ ! -f "$data/train.csv" ]; then
     "$flukeid" synth --out "$data" --individuals 40 --seed 1
 fi
 
-static_args=()
-if [ -f "$here/../static/index.html" ]; then
-    static_args=(--static-dir "$here/../static")
-fi
-exec "$flukeid" serve --data "$data" --addr "${FLUKEID_ADDR:-127.0.0.1:8080}" "${static_args[@]}"
+exec "$flukeid" serve --data "$data" --addr "${FLUKEID_ADDR:-127.0.0.1:8080}" \
+    --static-dir "$here/../static"

@@ -7,7 +7,9 @@
 //! reproduces the reference (1 epoch with the backbone frozen at `lr`, then
 //! 4 one-epoch cycles at `lr/4`, 2 two-epoch cycles at `lr/8` and one
 //! two-epoch cycle at `lr/16`, with the backbone's two halves at 1/25 and
-//! 1/5 of the head's rate).
+//! 1/5 of the head's rate). A schedule may also come from a person's hand
+//! in the admin form, so [`Schedule::check`] refuses one whose rates would
+//! be negative or not finite.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +35,20 @@ pub struct Phase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     pub phases: Vec<Phase>,
+}
+
+/// Why a schedule cannot be trained.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("the schedule has no epochs")]
+    NoEpochs,
+    #[error("schedule.phases[{phase_idx}].{field} must be {expected}, not {got}")]
+    OutOfRange {
+        phase_idx: usize,
+        field: &'static str,
+        expected: &'static str,
+        got: f64,
+    },
 }
 
 /// Where in the schedule an epoch falls.
@@ -66,6 +82,25 @@ impl Phase {
     pub fn n_epochs(&self) -> usize {
         self.n_cycles * self.epochs_per_cycle
     }
+
+    /// The first field whose value makes a rate infinite, negative or
+    /// undefined, as `(field, what it must be, value)`.
+    fn out_of_range(&self) -> Option<(&'static str, &'static str, f64)> {
+        let is_factor = |f: f64| f.is_finite() && f >= 0.0;
+        if !(self.lr_factor.is_finite() && self.lr_factor > 0.0) {
+            return Some(("lr_factor", "a positive number", self.lr_factor));
+        }
+        if let Some(&f) = self.group_factors.iter().find(|f| !is_factor(**f)) {
+            return Some(("group_factors", "numbers of at least 0", f));
+        }
+        if !(0.0..1.0).contains(&self.warmup_share) {
+            return Some(("warmup_share", "at least 0 and below 1", self.warmup_share));
+        }
+        if !(self.floor_div.is_finite() && self.floor_div >= 1.0) {
+            return Some(("floor_div", "at least 1", self.floor_div));
+        }
+        None
+    }
 }
 
 impl Schedule {
@@ -91,6 +126,29 @@ impl Schedule {
 
     pub fn n_epochs(&self) -> usize {
         self.phases.iter().map(Phase::n_epochs).sum()
+    }
+
+    /// Checks what deserialising cannot: that there is an epoch to train
+    /// and that every phase gives finite, non-negative rates.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::NoEpochs`], or the first phase field out of range.
+    pub fn check(&self) -> Result<(), ScheduleError> {
+        if self.n_epochs() == 0 {
+            return Err(ScheduleError::NoEpochs);
+        }
+        for (phase_idx, phase) in self.phases.iter().enumerate() {
+            if let Some((field, expected, got)) = phase.out_of_range() {
+                return Err(ScheduleError::OutOfRange {
+                    phase_idx,
+                    field,
+                    expected,
+                    got,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The first `n_epochs` epochs of this schedule, for short runs; a
@@ -228,6 +286,40 @@ mod tests {
         assert!(schedule.truncated(1).phases[0].freeze_backbone);
         assert_eq!(schedule.truncated(6).phases[2].epochs_per_cycle, 1);
         assert_eq!(schedule.truncated(40), schedule);
+    }
+
+    #[test]
+    fn the_shared_reference_text_is_the_reference_schedule() {
+        let text = flukeid_shared::api::REFERENCE_SCHEDULE_JSON;
+        let parsed: Schedule = serde_json::from_str(text).unwrap();
+        assert_eq!(parsed, Schedule::reference());
+    }
+
+    #[test]
+    fn check_names_the_first_bad_phase_field() {
+        assert_eq!(Schedule::reference().check(), Ok(()));
+        assert_eq!(
+            Schedule { phases: vec![] }.check(),
+            Err(ScheduleError::NoEpochs)
+        );
+
+        let mut schedule = Schedule::reference();
+        schedule.phases[2].floor_div = 0.0;
+        let err = schedule.check().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "schedule.phases[2].floor_div must be at least 1, not 0"
+        );
+
+        let mut schedule = Schedule::reference();
+        schedule.phases[1].group_factors[0] = -0.5;
+        let err = schedule.check().unwrap_err().to_string();
+        assert!(err.contains("phases[1].group_factors"), "{err}");
+
+        schedule.phases[1].group_factors[0] = 0.5;
+        schedule.phases[1].warmup_share = 1.0;
+        let err = schedule.check().unwrap_err().to_string();
+        assert!(err.contains("phases[1].warmup_share"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! its ImageNet weights, on small crops, for two short epochs), so these
 //! tests need the converted weights that `scripts/setup.sh` installs.
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,8 +23,8 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Named individuals in the synthetic set.
-const N_INDIVIDUALS: usize = 24;
+mod common;
+use common::{prepare_data, read_csv, second_shot, DataSetup};
 
 /// Concurrent identifications of the load test.
 const N_CONCURRENT: usize = 50;
@@ -44,17 +43,6 @@ struct TestServer {
     data_dir: PathBuf,
 }
 
-/// The synthetic data set, less one individual kept back to be discovered
-/// through an upload.
-struct DataSetup {
-    /// Test photos of individuals in the gallery, with their truth.
-    known_tests: Vec<(String, String)>,
-    /// Training photos of the individual left out of `train.csv`.
-    newcomer_photos: Vec<String>,
-    boxes: HashMap<String, [f64; 4]>,
-    n_gallery_individuals: usize,
-}
-
 impl TestServer {
     async fn start(data_dir: &Path, admin_token: Option<&str>) -> Self {
         let config = ServerConfig {
@@ -62,7 +50,9 @@ impl TestServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..ServerConfig::new(data_dir)
         };
-        let (addr, handle) = flukeid::server::spawn(config).await.expect("the server starts");
+        let (addr, handle) = flukeid::server::spawn(config)
+            .await
+            .expect("the server starts");
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()
@@ -155,76 +145,6 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     let text = response.text().await.unwrap();
     assert_eq!(status, want, "{text}");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-fn read_csv(path: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|line| line.split(',').map(str::to_string).collect())
-        .collect()
-}
-
-/// Writes the synthetic set and takes the largest individual out of
-/// `train.csv`, so that the gallery has never seen it.
-fn prepare_data(dir: &Path) -> DataSetup {
-    generate(&SynthConfig {
-        out: dir.to_path_buf(),
-        n_individuals: N_INDIVIDUALS,
-        seed: 7,
-    })
-    .unwrap();
-    let train = read_csv(&dir.join("train.csv"));
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for row in train.iter().filter(|row| row[1] != "new_whale") {
-        *counts.entry(&row[1]).or_default() += 1;
-    }
-    let newcomer = counts
-        .iter()
-        .max_by_key(|(id, n)| (**n, *id))
-        .map(|(id, _)| id.to_string())
-        .unwrap();
-    let newcomer_photos = train
-        .iter()
-        .filter(|r| r[1] == newcomer)
-        .map(|r| r[0].clone())
-        .collect();
-    let kept: Vec<String> = train
-        .iter()
-        .filter(|r| r[1] != newcomer)
-        .map(|r| r.join(","))
-        .collect();
-    std::fs::write(
-        dir.join("train.csv"),
-        format!("Image,Id\n{}\n", kept.join("\n")),
-    )
-    .unwrap();
-
-    let in_gallery: HashSet<&str> = counts
-        .keys()
-        .copied()
-        .filter(|id| *id != newcomer)
-        .collect();
-    let known_tests = read_csv(&dir.join("test_truth.csv"))
-        .into_iter()
-        .filter(|row| in_gallery.contains(row[1].as_str()))
-        .map(|row| (row[0].clone(), row[1].clone()))
-        .collect();
-    let boxes = read_csv(&dir.join("bounding_boxes.csv"))
-        .into_iter()
-        .map(|r| {
-            (
-                r[0].clone(),
-                [1, 2, 3, 4].map(|i| r[i].parse::<f64>().unwrap()),
-            )
-        })
-        .collect();
-    DataSetup {
-        known_tests,
-        newcomer_photos,
-        boxes,
-        n_gallery_individuals: in_gallery.len(),
-    }
 }
 
 /// Resident memory of this process (the server runs inside it), in MB.
@@ -476,28 +396,6 @@ async fn discover_newcomer(server: &TestServer, data: &DataSetup) -> (String, Id
         confirmed.individual,
         json_body(response, StatusCode::OK).await,
     )
-}
-
-/// A second shot of the fluke in `photo`: framed a few pixels further right
-/// and down, brighter, and compressed again, with its box moved to match.
-///
-/// A model trained for two short epochs on small crops does not yet match
-/// two independent photos of an individual it never trained on (the top-5
-/// check above measures how it does on known ones), so the second photo is
-/// made from the first: what is tested here is that a confirmed photo joins
-/// the live gallery at once.
-fn second_shot(photo: &[u8], bbox: [f64; 4]) -> (Vec<u8>, [f64; 4]) {
-    const SHIFT: u32 = 6;
-    let image = image::load_from_memory(photo).unwrap().into_rgb8();
-    let (width, height) = image.dimensions();
-    let reframed =
-        image::imageops::crop_imm(&image, SHIFT, SHIFT, width - SHIFT, height - SHIFT).to_image();
-    let brighter = image::imageops::colorops::brighten(&reframed, 10);
-    let mut bytes = Vec::new();
-    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85);
-    brighter.write_with_encoder(encoder).unwrap();
-    let moved = bbox.map(|v| (v - f64::from(SHIFT)).max(0.0));
-    (bytes, moved)
 }
 
 /// Sends `N_CONCURRENT` identifications at once and checks that all are

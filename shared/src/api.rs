@@ -2,7 +2,9 @@
 //! so both sides agree on every field.
 //!
 //! Besides the types, one piece of pure logic lives here because both sides
-//! show it: how a distance becomes a readable confidence ([`confidence`]).
+//! show it: how a distance becomes a readable confidence ([`confidence`]);
+//! and one piece of data, the reference learning-rate schedule as JSON
+//! ([`REFERENCE_SCHEDULE_JSON`]), which the browser shows.
 //! Routes and status codes are the server's business, not this module's.
 
 use serde::{Deserialize, Serialize};
@@ -253,6 +255,26 @@ pub struct LrFindStatus {
     pub points: Vec<(f64, f64)>,
     pub suggested_lr: Option<f64>,
 }
+
+/// The reference learning-rate schedule as the training config spells it
+/// (`"schedule"` in the body of `POST /api/admin/train`): one epoch with the
+/// backbone frozen, then cycles at a quarter, an eighth and a sixteenth of
+/// the base rate.
+///
+/// The server builds this schedule in code and a backend test checks that
+/// this text parses to it; the text lives here because the browser shows
+/// it as the shape of a schedule and cannot link the backend. A copy in
+/// the front end would be checked by nothing.
+pub const REFERENCE_SCHEDULE_JSON: &str = r#"{"phases": [
+  {"lr_factor": 1.0, "n_cycles": 1, "epochs_per_cycle": 1, "freeze_backbone": true,
+   "group_factors": [0.0, 0.0, 1.0], "warmup_share": 0.0, "floor_div": 1.0},
+  {"lr_factor": 0.25, "n_cycles": 4, "epochs_per_cycle": 1, "freeze_backbone": false,
+   "group_factors": [0.04, 0.2, 1.0], "warmup_share": 0.05, "floor_div": 10.0},
+  {"lr_factor": 0.125, "n_cycles": 2, "epochs_per_cycle": 2, "freeze_backbone": false,
+   "group_factors": [0.04, 0.2, 1.0], "warmup_share": 0.05, "floor_div": 10.0},
+  {"lr_factor": 0.0625, "n_cycles": 1, "epochs_per_cycle": 2, "freeze_backbone": false,
+   "group_factors": [0.04, 0.2, 1.0], "warmup_share": 0.05, "floor_div": 10.0}
+]}"#;
 
 /// Whether a person has looked at an upload yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

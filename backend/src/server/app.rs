@@ -119,7 +119,10 @@ pub async fn spawn(config: ServerConfig) -> Result<(SocketAddr, AppHandle), Serv
     let stop = handle.clone();
     tokio::spawn(async move {
         let shutdown = async move { stop.shutdown_requested().await };
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!("the server stopped: {error}");
         }
     });

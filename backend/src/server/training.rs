@@ -39,7 +39,6 @@ use crate::data::DataSet;
 use crate::lr_find::{find_lr, LrFindConfig};
 use crate::model::default_weights_path;
 use crate::run_dir::append_json_line;
-use crate::schedule::Schedule;
 use crate::train::{Outcome, TrainConfig, TrainError, Trainer};
 
 /// Live events kept for slow subscribers.
@@ -675,8 +674,9 @@ fn failed(message: String) -> TrainEvent {
 }
 
 /// A training config from a JSON object that may leave any field out, at
-/// any depth; `"n_epochs": N` stands for the reference schedule's first N
-/// epochs.
+/// any depth; `"n_epochs": N` keeps the first N epochs of the config's
+/// schedule: the patch's `"schedule"` when it has one, else the default
+/// (the reference). An N beyond the schedule's end keeps it whole.
 ///
 /// # Errors
 ///
@@ -704,7 +704,7 @@ pub fn parse_train_config(body: &[u8]) -> Result<TrainConfig, AppError> {
     let mut config: TrainConfig = serde_json::from_value(config)
         .map_err(|e| AppError::Unprocessable(format!("the training config is not valid: {e}")))?;
     if let Some(n_epochs) = n_epochs.transpose()? {
-        config.schedule = Schedule::reference().truncated(n_epochs as usize);
+        config.schedule = config.schedule.truncated(n_epochs as usize);
     }
     Ok(config)
 }
@@ -745,8 +745,14 @@ fn check_config(config: &TrainConfig) -> Result<(), AppError> {
             model.crop_width, model.crop_height
         ));
     }
-    if config.schedule.n_epochs() == 0 {
-        return bad("the schedule has no epochs".into());
+    if !(config.pad_x >= 0.0 && config.pad_y >= 0.0) {
+        return bad(format!(
+            "box padding must be at least 0 pixels, not {} and {}",
+            config.pad_x, config.pad_y
+        ));
+    }
+    if let Err(error) = config.schedule.check() {
+        return bad(error.to_string());
     }
     if !(config.lr.is_finite() && config.lr > 0.0) {
         return bad(format!("lr must be a positive number, not {}", config.lr));
@@ -788,8 +794,11 @@ pub fn json_error(error: &serde_json::Error) -> AppError {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::model::Backbone;
+    use crate::schedule::Schedule;
 
     #[test]
     fn partial_configs_merge_into_the_defaults_at_any_depth() {
@@ -820,6 +829,21 @@ mod tests {
     }
 
     #[test]
+    fn n_epochs_keeps_the_first_epochs_of_the_patched_schedule() {
+        let mut two_phases = Schedule::reference();
+        two_phases.phases.drain(..2);
+        let patch = json!({ "schedule": two_phases, "n_epochs": 1 });
+        let config = parse_train_config(patch.to_string().as_bytes()).unwrap();
+        assert_eq!(config.schedule, two_phases.truncated(1));
+        assert_eq!(config.schedule.n_epochs(), 1);
+        assert_eq!(config.schedule.phases[0].lr_factor, 1.0 / 8.0);
+
+        let patch = json!({ "schedule": two_phases });
+        let whole = parse_train_config(patch.to_string().as_bytes()).unwrap();
+        assert_eq!(whole.schedule, two_phases);
+    }
+
+    #[test]
     fn configs_that_cannot_train_are_refused_up_front() {
         let mut config = TrainConfig {
             pretrained: false,
@@ -836,6 +860,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("/nonexistent"));
+    }
+
+    #[test]
+    fn negative_padding_and_bad_schedules_are_refused() {
+        let config = TrainConfig {
+            pretrained: false,
+            pad_y: -1.0,
+            ..TrainConfig::default()
+        };
+        let err = check_config(&config).unwrap_err();
+        assert!(err.to_string().contains("padding"), "{err}");
+
+        let mut config = TrainConfig {
+            pretrained: false,
+            ..TrainConfig::default()
+        };
+        config.schedule.phases[0].lr_factor = -1.0;
+        let err = check_config(&config).unwrap_err();
+        assert!(err.to_string().contains("phases[0].lr_factor"), "{err}");
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     #[test]

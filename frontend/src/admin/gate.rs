@@ -2,9 +2,10 @@
 //! [`TokenGate`], which asks for the token before showing an admin page.
 
 use leptos::prelude::*;
+use serde::de::DeserializeOwned;
 
 use super::token;
-use crate::api::http::Failure;
+use crate::api::http::{self, Failure};
 
 /// The admin token of this tab, shared by every admin page.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +44,12 @@ impl Admin {
             }
             failure.message
         })
+    }
+
+    /// `GET url` as JSON with the token, its failure checked as
+    /// [`Admin::check`] does.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, String> {
+        self.check(http::get_json(url, self.token().as_deref()).await)
     }
 
     fn accept(&self, typed: &str) -> bool {
@@ -97,8 +104,8 @@ pub fn TokenGate(children: ChildrenFn) -> impl IntoView {
                     "(file " <code>"admin_token"</code> ") or its log at first start. "
                     "It is kept in this tab only."
                 </p>
-                {move || admin.notice.get().map(|n| view! { <p class="error" role="alert">{n}</p> })}
-                {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
+                {alert(admin.notice)}
+                {alert(problem)}
                 <label for="admin-token">"Token"</label>
                 <input
                     id="admin-token"
@@ -111,5 +118,14 @@ pub fn TokenGate(children: ChildrenFn) -> impl IntoView {
             </form>
         }
         .into_any()
+    }
+}
+
+/// `message` as an alert, while there is one.
+fn alert(message: RwSignal<Option<String>>) -> impl IntoView {
+    move || {
+        message
+            .get()
+            .map(|m| view! { <p class="error" role="alert">{m}</p> })
     }
 }

@@ -2,7 +2,7 @@
 //! websocket), the form that starts a run, the learning-rate sweep, and
 //! the list of runs.
 
-use flukeid_shared::api::{JobStarted, LrFindStatus, RunState};
+use flukeid_shared::api::{JobStarted, LrFindStatus, RunState, REFERENCE_SCHEDULE_JSON};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::Value;
@@ -158,7 +158,11 @@ fn LiveRun(feed: Feed) -> impl IntoView {
                     format::duration(step.eta_secs)
                 );
                 view! {
-                    <progress max=step.total_steps.max(1) value=step.global_step aria-label="Training progress"></progress>
+                    <progress
+                        max=step.total_steps.max(1)
+                        value=step.global_step
+                        aria-label="Training progress"
+                    ></progress>
                     <p>{text}</p>
                 }
             })
@@ -223,7 +227,13 @@ pub fn Chart(#[prop(into)] spec: Signal<ChartSpec>) -> impl IntoView {
         }
     });
     view! {
-        <canvas class="chart" node_ref=canvas role="img" aria-label=move || spec.with(ChartSpec::summary)></canvas>
+        <canvas
+            class="chart"
+            node_ref=canvas
+            role="img"
+            aria-label=move || spec.with(ChartSpec::summary)
+            data-points=move || spec.with(ChartSpec::n_points)
+        ></canvas>
     }
 }
 
@@ -261,26 +271,12 @@ fn RunControls(form: RwSignal<RunForm>) -> impl IntoView {
             message.set(Some(admin.check(stopped).map(|j| j.message)));
         });
     };
-    let field = move |label: &'static str,
-                      id: &'static str,
-                      get: fn(&RunForm) -> String,
-                      set: fn(&mut RunForm, String)| {
-        view! {
-            <label for=id>{label}</label>
-            <input
-                id=id
-                inputmode="decimal"
-                prop:value=move || form.with(get)
-                on:input=move |ev| {
-                    let value = event_target_value(&ev);
-                    form.update(|f| set(f, value));
-                }
-            />
-        }
-    };
     let backbones = BACKBONES
         .iter()
-        .map(|(name, shown)| view! { <option value=*name selected=move || form.with(|f| f.backbone == *name)>{*shown}</option> })
+        .map(|(name, shown)| {
+            let selected = move || form.with(|f| f.backbone == *name);
+            view! { <option value=*name selected=selected>{*shown}</option> }
+        })
         .collect_view();
 
     view! {
@@ -292,11 +288,23 @@ fn RunControls(form: RwSignal<RunForm>) -> impl IntoView {
                     let value = event_target_value(&ev);
                     form.update(|f| f.backbone = value);
                 }>{backbones}</select>
-                {field("Learning rate", "lr", |f| f.lr.clone(), |f, v| f.lr = v)}
-                {field("Epochs", "n-epochs", |f| f.n_epochs.clone(), |f, v| f.n_epochs = v)}
-                {field("Batch size (triplets)", "batch-size", |f| f.batch_size.clone(), |f, v| f.batch_size = v)}
-                {field("Embedding size", "embedding-size", |f| f.embedding_size.clone(), |f, v| f.embedding_size = v)}
-                {field("Steps per epoch at most (empty: all)", "max-steps", |f| f.max_steps_per_epoch.clone(), |f, v| f.max_steps_per_epoch = v)}
+                {text_field(form, "Learning rate", "lr", |f| &f.lr, |f| &mut f.lr)}
+                {text_field(form, "Epochs (the schedule's first N)", "n-epochs",
+                    |f| &f.n_epochs, |f| &mut f.n_epochs)}
+                {text_field(form, "Batch size (triplets)", "batch-size",
+                    |f| &f.batch_size, |f| &mut f.batch_size)}
+                {text_field(form, "Embedding size", "embedding-size",
+                    |f| &f.embedding_size, |f| &mut f.embedding_size)}
+                {text_field(form, "Crop width (pixels)", "crop-width",
+                    |f| &f.crop_width, |f| &mut f.crop_width)}
+                {text_field(form, "Crop height (pixels)", "crop-height",
+                    |f| &f.crop_height, |f| &mut f.crop_height)}
+                {text_field(form, "Box padding in x (pixels)", "pad-x",
+                    |f| &f.pad_x, |f| &mut f.pad_x)}
+                {text_field(form, "Box padding in y (pixels)", "pad-y",
+                    |f| &f.pad_y, |f| &mut f.pad_y)}
+                {text_field(form, "Steps per epoch at most (empty: all)", "max-steps",
+                    |f| &f.max_steps_per_epoch, |f| &mut f.max_steps_per_epoch)}
                 <label for="pretrained">"Start from ImageNet weights"</label>
                 <input
                     id="pretrained"
@@ -308,12 +316,76 @@ fn RunControls(form: RwSignal<RunForm>) -> impl IntoView {
                     }
                 />
             </div>
+            <ScheduleField form=form/>
             <div class="buttons">
                 <button type="submit" class="primary">"Start training"</button>
                 <button type="button" on:click=stop>"Stop the running job"</button>
             </div>
             <Outcome message=message/>
         </form>
+    }
+}
+
+/// The schedule as JSON, folded away: empty for the reference, which the
+/// placeholder shows and a button copies in as a start for edits.
+#[component]
+fn ScheduleField(form: RwSignal<RunForm>) -> impl IntoView {
+    let copy_reference = move |_| form.update(|f| f.schedule = REFERENCE_SCHEDULE_JSON.into());
+    let use_reference = move |_| form.update(|f| f.schedule.clear());
+
+    view! {
+        <details class="schedule">
+            <summary>"Schedule (advanced)"</summary>
+            <p class="small" id="schedule-help">
+                "Empty: the reference schedule, shown greyed. The epochs above keep the "
+                "first N epochs of whichever schedule runs; the server checks each phase."
+            </p>
+            <label for="schedule">"Schedule as JSON"</label>
+            <textarea
+                id="schedule"
+                rows="10"
+                spellcheck="false"
+                aria-describedby="schedule-help"
+                placeholder=REFERENCE_SCHEDULE_JSON
+                prop:value=move || form.with(|f| f.schedule.clone())
+                on:input=move |ev| {
+                    let value = event_target_value(&ev);
+                    form.update(|f| f.schedule = value);
+                }
+            ></textarea>
+            <div class="buttons">
+                <button type="button" on:click=copy_reference>
+                    "Edit a copy of the reference"
+                </button>
+                <button type="button" on:click=use_reference>"Use the reference"</button>
+            </div>
+        </details>
+    }
+}
+
+/// A label and a text input bound to one string field of `form`, which
+/// `get` and `get_mut` pick.
+pub fn text_field<F>(
+    form: RwSignal<F>,
+    label: &'static str,
+    id: &'static str,
+    get: fn(&F) -> &String,
+    get_mut: fn(&mut F) -> &mut String,
+) -> impl IntoView
+where
+    F: Send + Sync + 'static,
+{
+    view! {
+        <label for=id>{label}</label>
+        <input
+            id=id
+            inputmode="decimal"
+            prop:value=move || form.with(|f| get(f).clone())
+            on:input=move |ev| {
+                let value = event_target_value(&ev);
+                form.update(|f| *get_mut(f) = value);
+            }
+        />
     }
 }
 
@@ -345,6 +417,14 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
             Ok(body) => body,
             Err(problem) => return message.set(Some(Err(problem))),
         };
+        // The last sweep's outcome must not pass for this one's while the
+        // request is on its way.
+        status.set(Some(LrFindStatus {
+            state: RunState::Preparing,
+            message: "sending the sweep to the server".into(),
+            points: vec![],
+            suggested_lr: None,
+        }));
         spawn_local(async move {
             let started = send_json::<Value, JobStarted>(
                 "POST",
@@ -354,11 +434,9 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
             )
             .await;
             let started = admin.check(started);
-            let ok = started.is_ok();
             message.set(Some(started.map(|j| j.message)));
-            if ok {
-                poll_lr_find(admin, status, message);
-            }
+            // Refused or not, the server's own status replaces the local one.
+            poll_lr_find(admin, status, message);
         });
     };
     let spec = Signal::derive(move || {
@@ -378,17 +456,11 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
         }
     });
     let suggested = move || status.with(|s| s.as_ref().and_then(|s| s.suggested_lr));
-    let field = move |label: &'static str,
-                      id: &'static str,
-                      get: fn(&LrSweepForm) -> String,
-                      set: fn(&mut LrSweepForm, String)| {
-        view! {
-            <label for=id>{label}</label>
-            <input id=id inputmode="decimal" prop:value=move || sweep.with(get) on:input=move |ev| {
-                let value = event_target_value(&ev);
-                sweep.update(|s| set(s, value));
-            }/>
-        }
+    let news = move || {
+        status.with(|s| {
+            s.as_ref()
+                .map(|s| format!("{}: {}", state_name(s.state), s.message))
+        })
     };
 
     view! {
@@ -399,9 +471,9 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
                 "grows, and suggests one where the loss falls fastest."
             </p>
             <div class="fields">
-                {field("From", "lr-start", |s| s.start_lr.clone(), |s, v| s.start_lr = v)}
-                {field("To", "lr-end", |s| s.end_lr.clone(), |s, v| s.end_lr = v)}
-                {field("Steps", "lr-steps", |s| s.n_steps.clone(), |s, v| s.n_steps = v)}
+                {text_field(sweep, "From", "lr-start", |s| &s.start_lr, |s| &mut s.start_lr)}
+                {text_field(sweep, "To", "lr-end", |s| &s.end_lr, |s| &mut s.end_lr)}
+                {text_field(sweep, "Steps", "lr-steps", |s| &s.n_steps, |s| &mut s.n_steps)}
             </div>
             <div class="buttons">
                 <button type="submit">"Run the sweep"</button>
@@ -417,7 +489,7 @@ fn LrFinder(form: RwSignal<RunForm>) -> impl IntoView {
                     "Use the suggested rate"
                 </button>
             </div>
-            <p role="status">{move || status.with(|s| s.as_ref().map(|s| format!("{}: {}", state_name(s.state), s.message)))}</p>
+            <p role="status">{news}</p>
             <Outcome message=message/>
             <Chart spec=spec/>
         </form>

@@ -105,6 +105,11 @@ impl ChartSpec {
         Some((x, widen(y, 0.05)))
     }
 
+    /// Points drawn, over all lines.
+    pub fn n_points(&self) -> usize {
+        self.lines.iter().map(|l| l.points.len()).sum()
+    }
+
     /// A sentence describing the chart's latest values, for screen readers.
     pub fn summary(&self) -> String {
         let latest: Vec<String> = self

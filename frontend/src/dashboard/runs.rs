@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use serde_json::Value;
 
 use super::form::DcutSweepForm;
-use super::page::{state_name, Chart, Outcome};
+use super::page::{state_name, text_field, Chart, Outcome};
 use super::plot::ChartSpec;
 use crate::admin::{use_admin, Admin};
 use crate::api::http::{download, get_json, send_json};
@@ -69,18 +69,7 @@ pub fn RunsList() -> impl IntoView {
             .into_any()
         })
     };
-    let field = move |label: &'static str,
-                      id: &'static str,
-                      get: fn(&DcutSweepForm) -> String,
-                      set: fn(&mut DcutSweepForm, String)| {
-        view! {
-            <label for=id>{label}</label>
-            <input id=id inputmode="decimal" prop:value=move || runs.dcut_form.with(get) on:input=move |ev| {
-                let value = event_target_value(&ev);
-                runs.dcut_form.update(|f| set(f, value));
-            }/>
-        }
-    };
+    let dcut_form = runs.dcut_form;
 
     view! {
         <section class="card runs">
@@ -93,9 +82,9 @@ pub fn RunsList() -> impl IntoView {
             <details>
                 <summary>"dcut sweep settings"</summary>
                 <div class="fields">
-                    {field("Smallest dcut", "dcut-lo", |f| f.lo.clone(), |f, v| f.lo = v)}
-                    {field("Largest dcut", "dcut-hi", |f| f.hi.clone(), |f, v| f.hi = v)}
-                    {field("Values", "dcut-n", |f| f.n.clone(), |f, v| f.n = v)}
+                    {text_field(dcut_form, "Smallest dcut", "dcut-lo", |f| &f.lo, |f| &mut f.lo)}
+                    {text_field(dcut_form, "Largest dcut", "dcut-hi", |f| &f.hi, |f| &mut f.hi)}
+                    {text_field(dcut_form, "Values", "dcut-n", |f| &f.n, |f| &mut f.n)}
                 </div>
             </details>
             {move || runs.sweep.get().map(|sweep| view! { <SweepChart sweep=sweep/> })}
@@ -140,18 +129,34 @@ fn RunRow(runs: Runs, run: RunSummary) -> impl IntoView {
             <td>{map5}</td>
             <td>{dcut}</td>
             <td class="actions">
-                <button type="button" disabled=move || busy.get() || !run.has_model || run.serving on:click=move |_| {
-                    act(runs, serve_id.clone(), "serve")
-                }>"Make serving"</button>
-                <button type="button" disabled=move || busy.get() || !resumable on:click=move |_| {
-                    act(runs, resume_id.clone(), "resume")
-                }>"Resume"</button>
-                <button type="button" disabled=move || busy.get() || !run.has_model on:click=move |_| {
-                    sweep_dcut(runs, sweep_id.clone())
-                }>"Sweep dcut"</button>
-                <button type="button" disabled=move || busy.get() || !run.has_model on:click=move |_| {
-                    fetch_submission(runs, csv_id.clone())
-                }>"submission.csv"</button>
+                <button
+                    type="button"
+                    disabled=move || busy.get() || !run.has_model || run.serving
+                    on:click=move |_| act(runs, serve_id.clone(), "serve")
+                >
+                    "Make serving"
+                </button>
+                <button
+                    type="button"
+                    disabled=move || busy.get() || !resumable
+                    on:click=move |_| act(runs, resume_id.clone(), "resume")
+                >
+                    "Resume"
+                </button>
+                <button
+                    type="button"
+                    disabled=move || busy.get() || !run.has_model
+                    on:click=move |_| sweep_dcut(runs, sweep_id.clone())
+                >
+                    "Sweep dcut"
+                </button>
+                <button
+                    type="button"
+                    disabled=move || busy.get() || !run.has_model
+                    on:click=move |_| fetch_submission(runs, csv_id.clone())
+                >
+                    "submission.csv"
+                </button>
             </td>
         </tr>
     }

@@ -15,4 +15,4 @@ mod photo;
 mod upload;
 
 #[cfg(target_arch = "wasm32")]
-pub use page::IdentifyPage;
+pub use page::{thumbnails, IdentifyPage};

@@ -3,7 +3,7 @@
 //! stream in.
 
 use flukeid_shared::api::{IdentifyResponse, ModelStatus, StatusResponse};
-use flukeid_shared::crop::{BoundingBox, CropGeometry};
+use flukeid_shared::crop::{BoundingBox, CropError, CropGeometry};
 use leptos::ev::{DragEvent, KeyboardEvent, PointerEvent};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -12,7 +12,7 @@ use web_sys::{File, FileList, HtmlInputElement};
 use super::batch::{Batch, PhotoState};
 use super::editor::{BoxEditor, Hit, Point, ScreenMap};
 use super::photo::{self, Photo};
-use super::preview;
+use super::preview::{self, CropPlan};
 use super::results::{candidate_lines, headline, remember};
 use super::upload::identify_crop;
 use crate::api::http::get_json;
@@ -46,6 +46,14 @@ struct State {
     notice: RwSignal<Option<String>>,
 }
 
+/// The selected photo as its two canvases draw it.
+struct Selection {
+    photo: Photo,
+    bbox: Option<BoundingBox>,
+    /// The crop of `bbox` (or of the whole photo) for the serving geometry.
+    plan: Result<CropPlan, CropError>,
+}
+
 impl State {
     fn new() -> Self {
         Self {
@@ -72,10 +80,29 @@ impl State {
             .unwrap_or_default()
     }
 
+    /// The selected photo with its box and crop plan, or `None` before a
+    /// photo is chosen. It reads the selection, the boxes and the status
+    /// tracked, so an effect that calls it redraws when any of them changes.
+    fn selection(&self) -> Option<Selection> {
+        let idx = self.selected.get();
+        let bbox = self.editors.with(|all| all.get(idx).map(BoxEditor::bbox));
+        let geometry = self.geometry();
+        let photo = self.photos.with_value(|all| all.get(idx).cloned());
+        let (photo, bbox) = (photo?, bbox?);
+        let plan = preview::plan(&geometry, bbox, photo.width, photo.height);
+        Some(Selection { photo, bbox, plan })
+    }
+
     fn selected_size(&self) -> Option<(u32, u32)> {
         let idx = self.selected.get_untracked();
         self.photos
             .with_value(|all| all.get(idx).map(|p| (p.width, p.height)))
+    }
+
+    /// Reads the selected photo's editor, untracked.
+    fn peek<T>(&self, read: impl FnOnce(&BoxEditor) -> T) -> Option<T> {
+        let idx = self.selected.get_untracked();
+        self.editors.with_untracked(|all| all.get(idx).map(read))
     }
 
     fn edit(&self, change: impl FnOnce(&mut BoxEditor)) {
@@ -161,36 +188,14 @@ fn listen_for_results(batch: RwSignal<Batch>) {
 #[component]
 fn StatusLine(status: RwSignal<Option<Result<StatusResponse, String>>>) -> impl IntoView {
     move || {
-        let line = match status.get()? {
-            Err(message) => (format!("The server's status is unknown: {message}"), "warning"),
-            Ok(s) => match (s.model, s.serving) {
-                (ModelStatus::Ready { .. }, Some(serving)) => (
-                    format!(
-                        "Comparing with {} individuals ({} photos) using {}; crops are {}x{}.",
-                        serving.n_individuals,
-                        serving.gallery_size,
-                        serving.run_id,
-                        serving.geometry.width,
-                        serving.geometry.height
-                    ),
-                    "info",
-                ),
-                (ModelStatus::Loading { run_id, done, total }, _) => (
-                    format!("The model of {run_id} is loading its gallery ({done} of {total}); try in a moment."),
-                    "warning",
-                ),
-                (ModelStatus::Failed { run_id, message }, _) => {
-                    (format!("The model of {run_id} failed to load: {message}"), "warning")
-                }
-                _ => (
-                    "No whale model is serving yet: photos can be boxed, but not identified until \
-                     an admin makes a trained run the serving run."
-                        .to_string(),
-                    "warning",
-                ),
-            },
+        let (sentence, kind) = match status.get()? {
+            Ok(s) => status_sentence(s),
+            Err(message) => (
+                format!("The server's status is unknown: {message}"),
+                "warning",
+            ),
         };
-        Some(view! { <p class=format!("status {}", line.1) role="status">{line.0}</p> })
+        Some(view! { <p class=format!("status {kind}") role="status">{sentence}</p> })
     }
 }
 
@@ -214,6 +219,7 @@ fn PhotoPicker(state: State) -> impl IntoView {
         dragging.set(false);
         take(ev.data_transfer().and_then(|d| d.files()));
     };
+    let cannot_clear = move || state.sending.get() || state.names.with(Vec::is_empty);
 
     view! {
         <div
@@ -229,10 +235,24 @@ fn PhotoPicker(state: State) -> impl IntoView {
             <p>"Drop photos of flukes here, or"</p>
             <div class="buttons">
                 <label class="button" for="pick-photos">"Choose photos"</label>
-                <input id="pick-photos" class="visually-hidden" type="file" accept="image/*" multiple on:change=on_change/>
+                <input
+                    id="pick-photos"
+                    class="visually-hidden"
+                    type="file"
+                    accept="image/*"
+                    multiple
+                    on:change=on_change
+                />
                 <label class="button" for="take-photo">"Take a photo"</label>
-                <input id="take-photo" class="visually-hidden" type="file" accept="image/*" capture="environment" on:change=on_change/>
-                <button type="button" on:click=move |_| state.clear() disabled=move || state.sending.get() || state.names.with(Vec::is_empty)>
+                <input
+                    id="take-photo"
+                    class="visually-hidden"
+                    type="file"
+                    accept="image/*"
+                    capture="environment"
+                    on:change=on_change
+                />
+                <button type="button" on:click=move |_| state.clear() disabled=cannot_clear>
                     "Clear"
                 </button>
             </div>
@@ -284,7 +304,7 @@ fn PhotoTabs(state: State) -> impl IntoView {
                             aria-pressed=move || current().to_string()
                             on:click=move |_| state.selected.set(idx)
                         >
-                            {format!("{}. {name}", idx + 1)}
+                            {numbered(idx, &name)}
                         </button>
                     }
                 })
@@ -300,19 +320,12 @@ fn BoxCanvas(state: State) -> impl IntoView {
     let cursor = RwSignal::new("crosshair");
 
     Effect::new(move |_| {
-        let idx = state.selected.get();
-        let bbox = state.editors.with(|all| all.get(idx).map(BoxEditor::bbox));
-        let geometry = state.geometry();
-        let (Some(element), Some(bbox)) = (canvas.get(), bbox) else {
+        let selection = state.selection();
+        let (Some(element), Some(shown)) = (canvas.get(), selection) else {
             return;
         };
-        state.photos.with_value(|all| {
-            let Some(shown) = all.get(idx) else { return };
-            let region = preview::plan(&geometry, bbox, shown.width, shown.height)
-                .ok()
-                .map(|p| p.region);
-            photo::draw_photo(&element, shown, bbox, region);
-        });
+        let region = shown.plan.ok().map(|p| p.region);
+        photo::draw_photo(&element, &shown.photo, shown.bbox, region);
     });
 
     let locate = move |ev: &PointerEvent| -> Option<(Point, ScreenMap)> {
@@ -347,19 +360,13 @@ fn BoxCanvas(state: State) -> impl IntoView {
         let Some((point, map)) = locate(&ev) else {
             return;
         };
-        let idx = state.selected.get_untracked();
-        let dragging = state
-            .editors
-            .with_untracked(|all| all.get(idx).is_some_and(BoxEditor::is_dragging));
-        if dragging {
+        if state.peek(BoxEditor::is_dragging) == Some(true) {
             state.edit(|e| {
                 e.pointer_move(point);
             });
             return;
         }
-        let hit = state
-            .editors
-            .with_untracked(|all| all.get(idx).map(|e| e.hit(point, tolerance(&ev, &map))));
+        let hit = state.peek(|e| e.hit(point, tolerance(&ev, &map)));
         cursor.set(match hit {
             Some(Hit::Edge(handle)) => handle.cursor(),
             Some(Hit::Inside) => "move",
@@ -398,6 +405,18 @@ fn BoxCanvas(state: State) -> impl IntoView {
         let (w, h) = (w as f64, h as f64);
         state.edit(|e| e.set_box(Some(BoundingBox::new(w * 0.2, h * 0.3, w * 0.8, h * 0.7))));
     };
+    let caption = move || {
+        let idx = state.selected.get();
+        let boxed = state
+            .editors
+            .with(|all| all.get(idx).and_then(BoxEditor::bbox))
+            .is_some();
+        if boxed {
+            "Yellow: your box. Dashed: the part of the photo the network sees."
+        } else {
+            "No box yet: the whole photo will be used. Drag across the fluke to box it."
+        }
+    };
 
     view! {
         <figure class="photo">
@@ -413,17 +432,11 @@ fn BoxCanvas(state: State) -> impl IntoView {
                 on:keydown=on_key
             ></canvas>
             <figcaption>
-                {move || {
-                    let idx = state.selected.get();
-                    let boxed = state.editors.with(|all| all.get(idx).and_then(BoxEditor::bbox)).is_some();
-                    if boxed {
-                        "Yellow: your box. Dashed: the part of the photo the network sees."
-                    } else {
-                        "No box yet: the whole photo will be used. Drag across the fluke to box it."
-                    }
-                }}
+                {caption}
                 " "
-                <button type="button" class="link" on:click=centred_box>"Start from a centred box"</button>
+                <button type="button" class="link" on:click=centred_box>
+                    "Start from a centred box"
+                </button>
             </figcaption>
         </figure>
     }
@@ -434,31 +447,34 @@ fn CropPreview(state: State) -> impl IntoView {
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let problem = RwSignal::new(None::<String>);
     Effect::new(move |_| {
-        let idx = state.selected.get();
-        let bbox = state.editors.with(|all| all.get(idx).map(BoxEditor::bbox));
-        let geometry = state.geometry();
-        let (Some(element), Some(bbox)) = (canvas.get(), bbox) else {
+        let selection = state.selection();
+        let (Some(element), Some(shown)) = (canvas.get(), selection) else {
             return;
         };
-        state.photos.with_value(|all| {
-            let Some(shown) = all.get(idx) else { return };
-            match preview::plan(&geometry, bbox, shown.width, shown.height) {
-                Ok(plan) => {
-                    photo::draw_crop(&element, shown, &plan);
-                    problem.set(None);
-                }
-                Err(e) => problem.set(Some(format!("This box cannot be cropped: {e}."))),
+        match shown.plan {
+            Ok(plan) => {
+                photo::draw_crop(&element, &shown.photo, &plan);
+                problem.set(None);
             }
-        });
+            Err(e) => problem.set(Some(format!("This box cannot be cropped: {e}."))),
+        }
     });
+    let caption = move || {
+        let g = state.geometry();
+        format!(
+            "What the network sees: a {}x{} crop, never stretched.",
+            g.width, g.height
+        )
+    };
+
     view! {
         <figure class="crop-preview">
-            <canvas node_ref=canvas aria-label="The crop that will be sent, as the network sees it"></canvas>
+            <canvas
+                node_ref=canvas
+                aria-label="The crop that will be sent, as the network sees it"
+            ></canvas>
             <figcaption>
-                {move || {
-                    let g = state.geometry();
-                    format!("What the network sees: a {}x{} crop, never stretched.", g.width, g.height)
-                }}
+                {caption}
                 {move || problem.get().map(|p| view! { <span class="error">" " {p}</span> })}
             </figcaption>
         </figure>
@@ -469,6 +485,20 @@ fn CropPreview(state: State) -> impl IntoView {
 fn SendBar(state: State) -> impl IntoView {
     let waiting = move || state.batch.with(|b| b.tally().waiting);
     let send = move |_| send_waiting(state);
+    let label = move || match waiting() {
+        0 => "Nothing left to identify".to_string(),
+        1 => "Identify".to_string(),
+        n => format!("Identify {n} photos"),
+    };
+    let progress = move || {
+        let tally = state.batch.with(Batch::tally);
+        let started = tally.busy + tally.done + tally.failed > 0;
+        started.then(|| {
+            let (done, busy, failed) = (tally.done, tally.busy, tally.failed);
+            format!("{done} done, {busy} in progress, {failed} failed")
+        })
+    };
+
     view! {
         <div class="send-bar">
             <button
@@ -477,18 +507,9 @@ fn SendBar(state: State) -> impl IntoView {
                 on:click=send
                 disabled=move || state.sending.get() || waiting() == 0
             >
-                {move || match waiting() {
-                    0 => "Nothing left to identify".to_string(),
-                    1 => "Identify".to_string(),
-                    n => format!("Identify {n} photos"),
-                }}
+                {label}
             </button>
-            {move || {
-                let tally = state.batch.with(Batch::tally);
-                (tally.busy + tally.done + tally.failed > 0).then(|| {
-                    format!("{} done, {} in progress, {} failed", tally.done, tally.busy, tally.failed)
-                })
-            }}
+            {progress}
         </div>
     }
 }
@@ -563,6 +584,7 @@ fn ResultCard(state: State, idx: usize, name: String) -> impl IntoView {
         state.batch.update(|b| b.again(idx));
         state.selected.set(idx);
     };
+    let finished = move || photo_state.with(|s| s.as_ref().is_some_and(PhotoState::is_finished));
     let body = move || match photo_state.get()? {
         PhotoState::Waiting => Some(view! { <p>"Waiting to be sent."</p> }.into_any()),
         PhotoState::Uploading { sent, total } => {
@@ -584,12 +606,12 @@ fn ResultCard(state: State, idx: usize, name: String) -> impl IntoView {
     view! {
         <article class="card result">
             <header>
-                <h2>{format!("{}. {name}", idx + 1)}</h2>
+                <h2>{numbered(idx, &name)}</h2>
                 <button type="button" on:click=edit>"Show box"</button>
                 <button
                     type="button"
                     on:click=again
-                    hidden=move || !photo_state.with(|s| s.as_ref().is_some_and(PhotoState::is_finished))
+                    hidden=move || !finished()
                 >
                     "Send again"
                 </button>
@@ -616,11 +638,7 @@ fn Answer(response: IdentifyResponse) -> impl IntoView {
                 let href = Route::Individual(line.label.clone()).href();
                 view! { <a class="label" href=href>{line.label.clone()}</a> }.into_any()
             };
-            let photos = line
-                .photos
-                .iter()
-                .map(|url| view! { <img src=url.clone() alt=format!("A photo of {}", line.label) loading="lazy"/> })
-                .collect_view();
+            let photos = thumbnails(&line.photos, &line.label);
             view! {
                 <li class="candidate" class:new-whale=line.is_new_whale>
                     <div class="candidate-head">
@@ -628,7 +646,7 @@ fn Answer(response: IdentifyResponse) -> impl IntoView {
                         {label}
                         <span class="distance">"distance " {line.distance.clone()}</span>
                         <meter min="0" max="100" value=line.percent aria-label="Confidence"></meter>
-                        <span class="confidence">{format!("{} % · {}", line.percent, line.words)}</span>
+                        <span class="confidence">{line.confidence_text()}</span>
                     </div>
                     <div class="thumbs">{photos}</div>
                 </li>
@@ -640,6 +658,55 @@ fn Answer(response: IdentifyResponse) -> impl IntoView {
         <ol class="candidates">{lines}</ol>
         <p class="small">{format!("Upload {} · {}", response.upload_id, response.run_id)}</p>
     }
+}
+
+/// What the status line says about the serving model, and its kind:
+/// `info` when photos can be identified, `warning` when they cannot.
+fn status_sentence(status: StatusResponse) -> (String, &'static str) {
+    if let (ModelStatus::Ready { .. }, Some(serving)) = (&status.model, &status.serving) {
+        let sentence = format!(
+            "Comparing with {} individuals ({} photos) using {}; crops are {}x{}.",
+            serving.n_individuals,
+            serving.gallery_size,
+            serving.run_id,
+            serving.geometry.width,
+            serving.geometry.height
+        );
+        return (sentence, "info");
+    }
+    let sentence = match status.model {
+        ModelStatus::Loading {
+            run_id,
+            done,
+            total,
+        } => format!(
+            "The model of {run_id} is loading its gallery ({done} of {total}); \
+             try in a moment."
+        ),
+        ModelStatus::Failed { run_id, message } => {
+            format!("The model of {run_id} failed to load: {message}")
+        }
+        _ => "No whale model is serving yet: photos can be boxed, but not identified until \
+              an admin makes a trained run the serving run."
+            .to_string(),
+    };
+    (sentence, "warning")
+}
+
+/// The photos of an individual as small lazy images, as an answer, the
+/// review queue and the map show them.
+pub fn thumbnails(urls: &[String], label: &str) -> impl IntoView {
+    urls.iter()
+        .map(|url| {
+            let alt = format!("A photo of {label}");
+            view! { <img src=url.clone() alt=alt loading="lazy"/> }
+        })
+        .collect_view()
+}
+
+/// A photo's name with its place in the batch, counted from one.
+fn numbered(idx: usize, name: &str) -> String {
+    format!("{}. {name}", idx + 1)
 }
 
 /// A fresh batch group: letters and digits only, unlikely to collide with

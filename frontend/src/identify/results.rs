@@ -21,6 +21,13 @@ pub struct CandidateLine {
     pub photos: Vec<String>,
 }
 
+impl CandidateLine {
+    /// The confidence as a percentage and in words.
+    pub fn confidence_text(&self) -> String {
+        format!("{} % · {}", self.percent, self.words)
+    }
+}
+
 /// The headline of an answer.
 pub fn headline(response: &IdentifyResponse) -> String {
     let best = response.candidates.iter().find(|c| c.label != NEW_WHALE);
@@ -144,6 +151,7 @@ mod tests {
             ("New whale", true)
         );
         assert_eq!(lines[1].words, "a new individual");
+        assert_eq!(lines[0].confidence_text(), "80 % · strong match");
     }
 
     #[test]

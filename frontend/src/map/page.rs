@@ -9,12 +9,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
-use web_sys::HtmlCanvasElement;
+use web_sys::{HtmlCanvasElement, MouseEvent};
 
 use super::view::{colour, query_layout, MapView};
 use crate::api::http::get_json;
 use crate::app::Route;
 use crate::identify::results::{last_query, NEW_WHALE};
+use crate::identify::thumbnails;
 
 /// Radius of a point, and how near the pointer must come to it, in pixels.
 const POINT_RADIUS: i32 = 4;
@@ -22,7 +23,8 @@ const HOVER_RADIUS: f64 = 8.0;
 
 /// What the map canvas does, for screen readers.
 const MAP_HELP: &str = "Map of gallery photos. Drag or use arrow keys to pan, the \
-    wheel, the buttons or + and - to zoom; click a point to see its individual.";
+    wheel, the buttons or + and - to zoom; click a point, or pick a name in the \
+    Individual list, to see that individual.";
 
 /// Zoom per wheel notch or button press.
 const ZOOM_STEP: f64 = 1.25;
@@ -45,6 +47,24 @@ struct MapState {
 struct Drag {
     last: (f64, f64),
     travelled: f64,
+}
+
+impl MapState {
+    /// Pans or zooms the view, once there is one.
+    fn change_view(&self, change: impl FnOnce(&mut MapView)) {
+        self.view.update(|v| {
+            if let Some(v) = v {
+                change(v);
+            }
+        });
+    }
+
+    /// Sizes the canvas to its box and fits the view to every point.
+    fn fit_view(&self, canvas: &HtmlCanvasElement) {
+        let size = fit_canvas(canvas);
+        self.view
+            .set(Some(self.points.with_value(|p| MapView::fit(p, size))));
+    }
 }
 
 /// The map of the serving gallery.
@@ -79,10 +99,7 @@ pub fn MapPage() -> impl IntoView {
             return;
         };
         if state.view.get_untracked().is_none() {
-            let size = fit_canvas(&element);
-            state
-                .view
-                .set(Some(state.points.with_value(|p| MapView::fit(p, size))));
+            state.fit_view(&element);
         }
     });
     Effect::new(move |_| {
@@ -94,34 +111,32 @@ pub fn MapPage() -> impl IntoView {
     });
 
     let zoom = move |factor: f64| {
-        state.view.update(|v| {
-            if let Some(v) = v {
-                v.zoom_at(v.size.0 / 2.0, v.size.1 / 2.0, factor);
-            }
-        })
+        state.change_view(|v| v.zoom_at(v.size.0 / 2.0, v.size.1 / 2.0, factor));
     };
     let reset = move |_| {
         if let Some(element) = canvas.get_untracked() {
-            let size = fit_canvas(&element);
-            state
-                .view
-                .set(Some(state.points.with_value(|p| MapView::fit(p, size))));
+            state.fit_view(&element);
         }
+    };
+    let summary = move || {
+        run_id.get().map(|r| {
+            let n_points = state.n_points.get();
+            format!("{n_points} photos embedded by {r}; each colour is one individual")
+        })
     };
 
     view! {
         <section class="map">
             <header class="page-head">
                 <h1>"Map of known whales"</h1>
-                <span class="small">
-                    {move || run_id.get().map(|r| format!("{} photos embedded by {r}; each colour is one individual", state.n_points.get()))}
-                </span>
+                <span class="small">{summary}</span>
             </header>
             {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
             <div class="buttons" hidden=move || state.n_points.get() == 0>
                 <button type="button" on:click=move |_| zoom(ZOOM_STEP)>"Zoom in"</button>
                 <button type="button" on:click=move |_| zoom(1.0 / ZOOM_STEP)>"Zoom out"</button>
                 <button type="button" on:click=reset>"Show all"</button>
+                <IndividualPicker state=state/>
             </div>
             <div class="map-frame" hidden=move || state.n_points.get() == 0>
                 <canvas
@@ -210,19 +225,15 @@ fn on_wheel(state: MapState, ev: WheelEvent) {
     } else {
         1.0 / ZOOM_STEP
     };
-    let (x, y) = (f64::from(ev.offset_x()), f64::from(ev.offset_y()));
-    state.view.update(|v| {
-        if let Some(v) = v {
-            v.zoom_at(x, y, factor);
-        }
-    });
+    let (x, y) = offset(&ev);
+    state.change_view(|v| v.zoom_at(x, y, factor));
 }
 
 fn on_down(state: MapState, canvas: &NodeRef<leptos::html::Canvas>, ev: PointerEvent) {
     if let Some(element) = canvas.get_untracked() {
         let _ = element.set_pointer_capture(ev.pointer_id());
     }
-    let at = (f64::from(ev.offset_x()), f64::from(ev.offset_y()));
+    let at = offset(&ev);
     state.drag.set_value(Some(Drag {
         last: at,
         travelled: 0.0,
@@ -230,7 +241,7 @@ fn on_down(state: MapState, canvas: &NodeRef<leptos::html::Canvas>, ev: PointerE
 }
 
 fn on_move(state: MapState, ev: PointerEvent) {
-    let at = (f64::from(ev.offset_x()), f64::from(ev.offset_y()));
+    let at = offset(&ev);
     if let Some(mut drag) = state.drag.get_value() {
         let (dx, dy) = (at.0 - drag.last.0, at.1 - drag.last.1);
         drag.travelled += dx.hypot(dy);
@@ -238,11 +249,7 @@ fn on_move(state: MapState, ev: PointerEvent) {
         state.drag.set_value(Some(drag));
         if drag.travelled > CLICK_SLOP {
             state.hovered.set(None);
-            state.view.update(|v| {
-                if let Some(v) = v {
-                    v.pan_by(dx, dy);
-                }
-            });
+            state.change_view(|v| v.pan_by(dx, dy));
         }
         return;
     }
@@ -266,7 +273,7 @@ fn on_up(state: MapState, ev: PointerEvent) {
     let Some(view) = state.view.get_untracked() else {
         return;
     };
-    let at = (f64::from(ev.offset_x()), f64::from(ev.offset_y()));
+    let at = offset(&ev);
     let nearest = state.points.with_value(|p| {
         view.nearest(p, at.0, at.1, HOVER_RADIUS)
             .map(|idx| p[idx].label.clone())
@@ -286,12 +293,57 @@ fn on_key(state: MapState, ev: leptos::ev::KeyboardEvent) {
         _ => return,
     };
     ev.prevent_default();
-    state.view.update(|v| {
-        if let Some(v) = v {
-            v.pan_by(dx, dy);
-            v.zoom_at(v.size.0 / 2.0, v.size.1 / 2.0, factor);
-        }
+    state.change_view(|v| {
+        v.pan_by(dx, dy);
+        v.zoom_at(v.size.0 / 2.0, v.size.1 / 2.0, factor);
     });
+}
+
+/// Where a pointer event happened, in the canvas's pixels.
+fn offset(ev: &MouseEvent) -> (f64, f64) {
+    (f64::from(ev.offset_x()), f64::from(ev.offset_y()))
+}
+
+/// The individuals on the map in a list, so that each can be picked (and
+/// ringed on the map) with the keyboard as well as by clicking a point.
+#[component]
+fn IndividualPicker(state: MapState) -> impl IntoView {
+    let labels = Memo::new(move |_| {
+        state.n_points.track();
+        let mut labels: Vec<String> = state
+            .points
+            .with_value(|p| p.iter().map(|p| p.label.clone()).collect());
+        labels.sort();
+        labels.dedup();
+        labels
+    });
+    let options = move || {
+        labels
+            .get()
+            .into_iter()
+            .map(|label| {
+                let shown = label.clone();
+                let chosen = label.clone();
+                let is_chosen = move || state.chosen.with(|c| c.as_ref() == Some(&chosen));
+                view! { <option value=label selected=is_chosen>{shown}</option> }
+            })
+            .collect_view()
+    };
+    view! {
+        <label for="map-individual">"Individual"</label>
+        <select
+            id="map-individual"
+            on:change=move |ev| {
+                let value = event_target_value(&ev);
+                state.chosen.set((!value.is_empty()).then_some(value));
+            }
+        >
+            <option value="" selected=move || state.chosen.with(Option::is_none)>
+                "None chosen"
+            </option>
+            {options}
+        </select>
+    }
 }
 
 #[component]
@@ -320,10 +372,7 @@ fn Chosen(state: MapState) -> impl IntoView {
                 .map(|p| p.image.clone())
                 .collect::<Vec<_>>()
         });
-        let images = photos
-            .iter()
-            .map(|url| view! { <img src=url.clone() alt=format!("A photo of {label}") loading="lazy"/> })
-            .collect_view();
+        let images = thumbnails(&photos, &label);
         let unknown = label == NEW_WHALE;
         let title = if unknown {
             "Unidentified whales (new_whale)".to_string()
@@ -331,7 +380,8 @@ fn Chosen(state: MapState) -> impl IntoView {
             label.clone()
         };
         let link = (!unknown).then(|| {
-            view! { <a href=Route::Individual(label.clone()).href()>"Sightings in the catalogue (admin)"</a> }
+            let href = Route::Individual(label.clone()).href();
+            view! { <a href=href>"Sightings in the catalogue (admin)"</a> }
         });
         Some(view! {
             <aside class="card chosen" aria-live="polite">
@@ -352,7 +402,8 @@ fn QueryNote(state: MapState) -> impl IntoView {
     let note = state.query.with_value(|q| {
         q.as_ref().map(|q| {
             format!(
-                "The cross is your last photo (upload {}), placed among its candidates; lines lead to each candidate's photos.",
+                "The cross is your last photo (upload {}), placed among its candidates; \
+                 lines lead to each candidate's photos.",
                 q.upload_id
             )
         })

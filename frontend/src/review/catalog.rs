@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 
 use super::queue::find_individuals;
 use crate::admin::{use_admin, Admin, TokenGate};
-use crate::api::http::{download, get_json};
+use crate::api::http::download;
 use crate::app::{encode_component, Route};
 use crate::dashboard::Outcome;
 use crate::format;
@@ -42,11 +42,7 @@ fn Catalog() -> impl IntoView {
     let query = RwSignal::new(String::new());
     let message = RwSignal::new(None::<Result<String, String>>);
     spawn_local(async move {
-        let answer = admin.check(
-            get_json::<Vec<IndividualSummary>>("/api/admin/individuals", admin.token().as_deref())
-                .await,
-        );
-        match answer {
+        match admin.get_json("/api/admin/individuals").await {
             Ok(list) => drop(all.try_set(Some(list))),
             Err(problem) => drop(message.try_set(Some(Err(problem)))),
         }
@@ -54,16 +50,18 @@ fn Catalog() -> impl IntoView {
     let rows = move || {
         all.with(|all| {
             let all = all.as_ref()?;
-            let found = query.with(|q| find_individuals(all, q).into_iter().cloned().collect::<Vec<_>>());
+            let found: Vec<IndividualSummary> =
+                query.with(|q| find_individuals(all, q).into_iter().cloned().collect());
             let more = found.len().saturating_sub(MAX_LISTED);
             let rows = found
                 .into_iter()
                 .take(MAX_LISTED)
                 .map(|i| {
                     let last = i.last_seen.map_or("never".into(), format::utc_time);
+                    let href = Route::Individual(i.id.clone()).href();
                     view! {
                         <tr>
-                            <th scope="row"><a href=Route::Individual(i.id.clone()).href()>{i.id.clone()}</a></th>
+                            <th scope="row"><a href=href>{i.id.clone()}</a></th>
                             <td>{i.n_photos}</td>
                             <td>{i.n_sightings}</td>
                             <td>{last}</td>
@@ -85,7 +83,9 @@ fn Catalog() -> impl IntoView {
                         <tbody>{rows}</tbody>
                     </table>
                 </div>
-                <p class="small" hidden=more == 0>{format!("{more} more; search to narrow the list.")}</p>
+                <p class="small" hidden=more == 0>
+                    {format!("{more} more; search to narrow the list.")}
+                </p>
             })
         })
     };
@@ -137,17 +137,24 @@ fn Individual(id: String) -> impl IntoView {
     let message = RwSignal::new(None::<Result<String, String>>);
     let url = format!("/api/admin/individuals/{}", encode_component(&id));
     spawn_local(async move {
-        match admin.check(get_json::<IndividualDetail>(&url, admin.token().as_deref()).await) {
+        match admin.get_json(&url).await {
             Ok(found) => drop(detail.try_set(Some(found))),
             Err(problem) => drop(message.try_set(Some(Err(problem)))),
         }
     });
     let body = move || {
         detail.get().map(|d| {
+            let alt = format!("A photo of {}", d.id);
             let photos = d
                 .photos
                 .iter()
-                .map(|url| view! { <a href=url.clone()><img src=url.clone() alt=format!("A photo of {}", d.id) loading="lazy"/></a> })
+                .map(|url| {
+                    view! {
+                        <a href=url.clone()>
+                            <img src=url.clone() alt=alt.clone() loading="lazy"/>
+                        </a>
+                    }
+                })
                 .collect_view();
             let sightings = d
                 .sightings

@@ -9,11 +9,15 @@ use leptos::task::spawn_local;
 
 use super::queue::{box_view, known_candidates, typed_choice, Choice};
 use crate::admin::{use_admin, Admin, TokenGate};
-use crate::api::http::{get_json, send_json};
+use crate::api::http::send_json;
 use crate::app::Route;
 use crate::dashboard::Outcome;
 use crate::format;
-use crate::identify::results::candidate_lines;
+use crate::identify::results::{candidate_lines, CandidateLine};
+use crate::identify::thumbnails;
+
+/// The uploads that wait for a verdict.
+const PENDING_URL: &str = "/api/admin/uploads?status=pending";
 
 /// The review queue (behind the admin token).
 #[component]
@@ -52,13 +56,17 @@ fn Queue() -> impl IntoView {
                 .into_any()
         })
     };
+    let waiting = move || {
+        review
+            .uploads
+            .with(|u| u.as_ref().map(|u| format!("{} waiting", u.len())))
+    };
+
     view! {
         <section class="review">
             <header class="page-head">
                 <h1>"Review uploads"</h1>
-                <span role="status">
-                    {move || review.uploads.with(|u| u.as_ref().map(|u| format!("{} waiting", u.len())))}
-                </span>
+                <span role="status">{waiting}</span>
                 <button type="button" on:click=move |_| load(review)>"Refresh"</button>
                 <a href=Route::Catalog.href()>"Catalogue and sightings"</a>
             </header>
@@ -70,11 +78,7 @@ fn Queue() -> impl IntoView {
 
 fn load(review: Review) {
     spawn_local(async move {
-        let token = review.admin.token();
-        let answer =
-            get_json::<Vec<UploadRecord>>("/api/admin/uploads?status=pending", token.as_deref())
-                .await;
-        match review.admin.check(answer) {
+        match review.admin.get_json(PENDING_URL).await {
             Ok(uploads) => {
                 let _ = review.uploads.try_set(Some(uploads));
             }
@@ -91,15 +95,7 @@ fn UploadCard(review: Review, upload: UploadRecord) -> impl IntoView {
     let typed = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
     let confirm = move |choice: Choice| confirm(review, id, choice);
-    let query = match box_view(&upload) {
-        Some((x, y, w, h)) => view! {
-            <svg class="query" viewBox=format!("{x} {y} {w} {h}") preserveAspectRatio="xMidYMid meet" role="img" aria-label="The boxed part of the uploaded photo">
-                <image href=upload.image.clone() x="0" y="0"></image>
-            </svg>
-        }
-        .into_any(),
-        None => view! { <img class="query" src=upload.image.clone() alt="The uploaded crop"/> }.into_any(),
-    };
+    let query = query_view(&upload);
     let known = known_candidates(&upload);
     let candidates = candidate_lines(&flukeid_shared::api::IdentifyResponse {
         upload_id: upload.id,
@@ -110,29 +106,7 @@ fn UploadCard(review: Review, upload: UploadRecord) -> impl IntoView {
     })
     .into_iter()
     .filter(|line| !line.is_new_whale)
-    .map(|line| {
-        let label = line.label.clone();
-        let photos = line
-            .photos
-            .iter()
-            .map(|url| view! { <img src=url.clone() alt=format!("A photo of {label}") loading="lazy"/> })
-            .collect_view();
-        let chosen = line.label.clone();
-        view! {
-            <li class="compare">
-                <div class="candidate-head">
-                    <span class="rank">{line.rank}</span>
-                    <a class="label" href=Route::Individual(line.label.clone()).href()>{line.label.clone()}</a>
-                    <span class="distance">"distance " {line.distance.clone()}</span>
-                    <span class="confidence">{format!("{} % · {}", line.percent, line.words)}</span>
-                    <button type="button" class="primary" on:click=move |_| confirm(Choice::Known(chosen.clone()))>
-                        {format!("It is {}", line.label)}
-                    </button>
-                </div>
-                <div class="large-thumbs">{photos}</div>
-            </li>
-        }
-    })
+    .map(|line| compare_line(line, confirm))
     .collect_view();
     let other = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -145,19 +119,23 @@ fn UploadCard(review: Review, upload: UploadRecord) -> impl IntoView {
         }
     };
     let input_id = format!("other-{id}");
+    let created = format::utc_time(upload.created_at);
+    let note = format!("{created} · {}", upload.run_id);
 
     view! {
         <article class="card upload">
             <header>
                 <h2>{format!("Upload {id}")}</h2>
-                <span class="small">{format!("{} · {}", format::utc_time(upload.created_at), upload.run_id)}</span>
+                <span class="small">{note}</span>
             </header>
             <div class="compare-grid">
                 <figure class="query-figure">{query}<figcaption>"The upload"</figcaption></figure>
                 <ol class="candidates">{candidates}</ol>
             </div>
             <div class="verdicts">
-                <button type="button" on:click=move |_| confirm(Choice::NewIndividual)>"New individual"</button>
+                <button type="button" on:click=move |_| confirm(Choice::NewIndividual)>
+                    "New individual"
+                </button>
                 <form class="inline" on:submit=other>
                     <label for=input_id.clone()>"Another known individual"</label>
                     <input
@@ -172,6 +150,52 @@ fn UploadCard(review: Review, upload: UploadRecord) -> impl IntoView {
             </div>
             <p class="small" hidden=known.is_empty()>"Candidates are nearest first."</p>
         </article>
+    }
+}
+
+/// The uploaded image: the boxed part of a photo, or the whole crop.
+fn query_view(upload: &UploadRecord) -> AnyView {
+    let Some((x, y, w, h)) = box_view(upload) else {
+        let image = upload.image.clone();
+        return view! { <img class="query" src=image alt="The uploaded crop"/> }.into_any();
+    };
+    view! {
+        <svg
+            class="query"
+            viewBox=format!("{x} {y} {w} {h}")
+            preserveAspectRatio="xMidYMid meet"
+            role="img"
+            aria-label="The boxed part of the uploaded photo"
+        >
+            <image href=upload.image.clone() x="0" y="0"></image>
+        </svg>
+    }
+    .into_any()
+}
+
+/// One known candidate beside the upload, with the button that confirms
+/// the upload as that individual.
+fn compare_line(line: CandidateLine, confirm: impl Fn(Choice) + 'static) -> impl IntoView {
+    let href = Route::Individual(line.label.clone()).href();
+    let photos = thumbnails(&line.photos, &line.label);
+    let chosen = line.label.clone();
+    view! {
+        <li class="compare">
+            <div class="candidate-head">
+                <span class="rank">{line.rank}</span>
+                <a class="label" href=href>{line.label.clone()}</a>
+                <span class="distance">"distance " {line.distance.clone()}</span>
+                <span class="confidence">{line.confidence_text()}</span>
+                <button
+                    type="button"
+                    class="primary"
+                    on:click=move |_| confirm(Choice::Known(chosen.clone()))
+                >
+                    {format!("It is {}", line.label)}
+                </button>
+            </div>
+            <div class="large-thumbs">{photos}</div>
+        </li>
     }
 }
 

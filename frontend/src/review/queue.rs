@@ -17,6 +17,9 @@ pub enum Choice {
 /// Pixels of context shown around a box, on each side.
 pub const BOX_MARGIN: f64 = 20.0;
 
+/// Why `new_whale` is refused as the id of a known individual.
+const NEW_WHALE_TYPED: &str = "new_whale is not an individual; use “New individual” instead.";
+
 impl Choice {
     /// The body of `POST /api/admin/uploads/{id}/confirm`.
     pub fn request(&self) -> ConfirmRequest {
@@ -52,7 +55,7 @@ pub fn known_candidates(upload: &UploadRecord) -> Vec<String> {
 pub fn typed_choice(typed: &str) -> Result<Choice, String> {
     match typed.trim() {
         "" => Err("Type the id of the individual, such as w_1a2b3c4.".into()),
-        NEW_WHALE => Err("new_whale is not an individual; use “New individual” instead.".into()),
+        NEW_WHALE => Err(NEW_WHALE_TYPED.into()),
         id => Ok(Choice::Known(id.to_string())),
     }
 }
