@@ -11,6 +11,7 @@
 //! to `browser-screenshots/` under the test output folder
 //! (`$CARGO_TARGET_TMPDIR`).
 
+use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -104,6 +105,8 @@ struct Browser {
     base: String,
     shots: PathBuf,
     n_shots: usize,
+    /// Where the browser saves downloads.
+    downloads: tempfile::TempDir,
     /// The browser's profile, removed at the end.
     _profile: tempfile::TempDir,
 }
@@ -126,7 +129,12 @@ impl Browser {
         .into_iter()
         .chain([format!("--user-data-dir={}", profile.path().display())])
         .collect::<Vec<_>>();
-        let options = json!({ "binary": CHROMIUM, "args": args });
+        let downloads = tempfile::tempdir().unwrap();
+        let prefs = json!({
+            "download.default_directory": downloads.path(),
+            "download.prompt_for_download": false,
+        });
+        let options = json!({ "binary": CHROMIUM, "args": args, "prefs": prefs });
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("goog:chromeOptions".into(), options);
         let client = ClientBuilder::new(HttpConnector::new())
@@ -143,6 +151,7 @@ impl Browser {
             base: base.to_string(),
             shots,
             n_shots: 0,
+            downloads,
             _profile: profile,
         }
     }
@@ -236,6 +245,26 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("no enabled button {label:?}: {e}"));
         button.click().await.unwrap();
+    }
+
+    /// Clicks the button `label` inside the element matching `xpath_scope`
+    /// and returns the text of the file it makes the browser save as
+    /// `file_name`.
+    async fn download(&self, xpath_scope: &str, label: &str, file_name: &str) -> String {
+        let path = self.downloads.path().join(file_name);
+        let _ = std::fs::remove_file(&path);
+        let xpath = format!("{xpath_scope}//button[normalize-space()={label:?}]");
+        self.find_xpath(&xpath).await.click().await.unwrap();
+        let started = Instant::now();
+        // Chromium writes to `NAME.crdownload` and renames it when done.
+        while !path.is_file() {
+            if started.elapsed() > UI_WAIT {
+                self.screenshot("timed-out").await;
+                panic!("{file_name} was not downloaded");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::fs::read_to_string(&path).unwrap()
     }
 
     /// Saves a screenshot named `NN-name.png`.
@@ -439,8 +468,10 @@ async fn the_web_app_trains_identifies_confirms_and_maps() {
     find_learning_rate(&mut browser).await;
     train_and_watch(&mut browser).await;
     calibrate_and_serve(&mut browser, &server).await;
+    download_the_submission(&mut browser, &server).await;
     let (newcomer_photo, upload_id) = identify_boxed_photo(&mut browser, &server, &data).await;
     let newcomer = confirm_as_new(&mut browser, upload_id).await;
+    browse_the_catalogue(&mut browser, &newcomer, upload_id).await;
     find_the_newcomer_again(&mut browser, &server, &data, &newcomer_photo, &newcomer).await;
     identify_several_at_once(&mut browser, &server, &data).await;
     explore_the_map(&mut browser, &server).await;
@@ -660,6 +691,40 @@ async fn calibrate_and_serve(browser: &mut Browser, server: &Server) {
     browser.shot("serving").await;
 }
 
+/// The runs list saves the serving run's `submission.csv`: the Kaggle
+/// header, then one row of up to five distinct labels for every test
+/// photo.
+async fn download_the_submission(browser: &mut Browser, server: &Server) {
+    let status: StatusResponse = server.get_json("/api/status").await;
+    let run_id = status.serving.expect("a run serves").run_id;
+    let row = format!("//section[contains(@class, 'runs')]//tr[th[contains(., {run_id:?})]]");
+    let file_name = format!("{run_id}-submission.csv");
+    let csv = browser.download(&row, "submission.csv", &file_name).await;
+    browser
+        .until_text(".runs p.news", &format!("Saved {file_name}"), UI_WAIT)
+        .await;
+
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("Image,Id"));
+    let mut images: Vec<&str> = Vec::new();
+    for line in lines {
+        let (image, labels) = line.split_once(',').expect("two columns");
+        // Up to five: the sixteen neighbours may hold fewer individuals.
+        let labels: Vec<&str> = labels.split(' ').collect();
+        let distinct: HashSet<&str> = labels.iter().copied().collect();
+        assert!((1..=5).contains(&labels.len()), "{line}");
+        assert_eq!(distinct.len(), labels.len(), "{line}");
+        images.push(image);
+    }
+    images.sort_unstable();
+    let mut tests: Vec<String> = std::fs::read_dir(server.data_dir.join("test"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    tests.sort_unstable();
+    assert_eq!(images, tests, "one row per test photo");
+}
+
 /// Boxes a photo of the whale the gallery lacks, checks that the crop the
 /// browser sent is the server's crop of the same box, and returns the
 /// photo and its upload number.
@@ -768,7 +833,17 @@ async fn confirm_as_new(browser: &mut Browser, upload_id: i64) -> String {
         "//article[.//h2[normalize-space()='Upload {upload_id}']]\
          //button[normalize-space()='New individual']"
     );
-    browser.find_xpath(&xpath).await.click().await.unwrap();
+    let button = browser.find_xpath(&xpath).await;
+    browser
+        .until(
+            "the upload's crop beside its candidates' photos",
+            UI_WAIT,
+            "const imgs = [...document.querySelectorAll('.review article img')]; \
+             return imgs.length > 1 && imgs.every(i => i.complete && i.naturalWidth > 0);",
+        )
+        .await;
+    browser.shot("review-queue").await;
+    button.click().await.unwrap();
     let news = browser
         .until_text(".review p.news", "joins the gallery now", UI_WAIT)
         .await;
@@ -778,6 +853,48 @@ async fn confirm_as_new(browser: &mut Browser, upload_id: i64) -> String {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no individual in {news:?}"))
         .to_string()
+}
+
+/// The catalogue lists the new individual with its sighting, its page
+/// shows the sighting, and the export holds it.
+async fn browse_the_catalogue(browser: &mut Browser, newcomer: &str, upload_id: i64) {
+    browser.open_page("#/catalog").await;
+    browser.type_into("#find-individual", newcomer).await;
+    let script = format!(
+        "const row = [...document.querySelectorAll('.catalog tbody tr')] \
+             .find(r => r.querySelector('th').textContent === {newcomer:?}); \
+         return row ? [...row.children].map(c => c.textContent) : null;"
+    );
+    let cells = browser.until("the newcomer's row", UI_WAIT, &script).await;
+    let cells: Vec<String> = serde_json::from_value(cells).unwrap();
+    assert_eq!(cells[..3], [newcomer, "1", "1"], "its photos and sightings");
+    browser.shot("catalogue").await;
+
+    let csv = browser
+        .download(
+            "//section[contains(@class, 'catalog')]",
+            "Export sightings (CSV)",
+            "sightings.csv",
+        )
+        .await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("sighting_id,individual,upload_id,image,sighted_at")
+    );
+    let sighting = format!(",{newcomer},{upload_id},");
+    assert!(lines.any(|l| l.contains(&sighting)), "{csv}");
+
+    browser
+        .find_xpath(&format!("//a[normalize-space()={newcomer:?}]"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .until_text(".individual", "1 sightings", UI_WAIT)
+        .await;
+    browser.shot("individual").await;
 }
 
 /// A second shot of the confirmed whale comes back with it as the first
