@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use flukeid::crop::crop_photo;
 use flukeid::model::{default_weights_path, Backbone};
@@ -38,6 +39,10 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Desktop and phone window sizes, in CSS pixels.
 const DESKTOP: (u32, u32) = (1280, 1000);
 const PHONE: (u32, u32) = (390, 844);
+
+/// Right-arrow presses that move the keyboard-drawn box: 15 % of the
+/// photo, enough for its crop to differ clearly from the unmoved box's.
+const N_KEY_PRESSES: usize = 15;
 
 /// Longest wait for anything but training.
 const UI_WAIT: Duration = Duration::from_secs(60);
@@ -359,12 +364,11 @@ impl Browser {
         serde_json::from_value(answers).unwrap()
     }
 
-    /// The upload number shown under the last answer.
-    async fn last_upload_id(&self) -> i64 {
+    /// The upload number shown under the first answer on the page.
+    async fn first_upload_id(&self) -> i64 {
         let text = self
             .js(
-                "const notes = document.querySelectorAll('.result .small'); \
-                 return notes[notes.length - 1].textContent;",
+                "return document.querySelector('.result .small').textContent;",
                 vec![],
             )
             .await;
@@ -373,6 +377,34 @@ impl Browser {
             .and_then(|t| t.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no upload number in {text:?}"))
+    }
+
+    /// Boxes the shown photo with the keyboard alone: the centred box,
+    /// then `n_right` presses of the right arrow. Returns the centred box
+    /// and the box the presses moved it to, in image pixels, as the box
+    /// editor computes them.
+    async fn box_by_keyboard(
+        &self,
+        image_size: (u32, u32),
+        n_right: usize,
+    ) -> (BoundingBox, BoundingBox) {
+        let start = self
+            .find_xpath("//figure[contains(@class, 'photo')]//button[normalize-space()='Start from a centred box']")
+            .await;
+        start.send_keys(&Key::Enter.to_string()).await.unwrap();
+        self.until_text("figure.photo figcaption", "Yellow: your box", UI_WAIT)
+            .await;
+        let canvas = self.find("figure.photo canvas").await;
+        let presses = Key::Right.to_string().repeat(n_right);
+        canvas.send_keys(&presses).await.unwrap();
+
+        let (w, h) = (f64::from(image_size.0), f64::from(image_size.1));
+        let centred = BoundingBox::new(w * 0.2, h * 0.3, w * 0.8, h * 0.7);
+        // A press moves the box by a hundredth of the photo's longer side.
+        let shift = n_right as f64 * (w.max(h) / 100.0).max(1.0);
+        let shift = shift.min(w * 0.2);
+        let moved = BoundingBox::new(w * 0.2 + shift, h * 0.3, w * 0.8 + shift, h * 0.7);
+        (centred, moved)
     }
 }
 
@@ -754,8 +786,10 @@ async fn identify_boxed_photo(
         .await;
     browser.shot("candidates").await;
 
-    let upload_id = browser.last_upload_id().await;
-    check_browser_crop(server, upload_id, &photo, drawn).await;
+    let upload_id = browser.first_upload_id().await;
+    let width = image::image_dimensions(&photo).unwrap().0;
+    let wrong = shifted_a_third(drawn, width);
+    check_browser_crop(server, upload_id, &photo, drawn, wrong).await;
     (photo, upload_id)
 }
 
@@ -779,9 +813,15 @@ async fn choose_and_box(browser: &Browser, photo: &Path, bbox: [f64; 4]) -> Boun
 }
 
 /// The crop stored for `upload_id` (made by the browser) against the
-/// server's own crop of `photo` for the same box, and for a box moved a
-/// third of its width to the side, which must differ far more.
-async fn check_browser_crop(server: &Server, upload_id: i64, photo: &Path, drawn: BoundingBox) {
+/// server's own crop of `photo` for the box drawn, and for a wrong box,
+/// which must differ far more.
+async fn check_browser_crop(
+    server: &Server,
+    upload_id: i64,
+    photo: &Path,
+    drawn: BoundingBox,
+    wrong: BoundingBox,
+) {
     let uploads: Vec<UploadRecord> = server.get_json("/api/admin/uploads?status=pending").await;
     let upload = uploads
         .iter()
@@ -798,20 +838,24 @@ async fn check_browser_crop(server: &Server, upload_id: i64, photo: &Path, drawn
     let original = image::open(photo).unwrap().into_rgb8();
     let server_crop = |bbox: BoundingBox| crop_photo(&original, Some(bbox), &geometry).unwrap();
     let same = mean_abs_diff(&sent, &server_crop(drawn).image);
-    let third = (drawn.x1 - drawn.x0) / 3.0;
-    let room_right = f64::from(original.width()) - drawn.x1;
+    let other = mean_abs_diff(&sent, &server_crop(wrong).image);
+    eprintln!("browser crop against the server's: {same:.1} (a wrong box: {other:.1})");
+    assert!(
+        same < SAME_CROP_MAE && other > 2.0 * same,
+        "the browser's crop differs from the server's by {same:.1} (a wrong box: {other:.1})"
+    );
+}
+
+/// `bbox` moved a third of its width sideways, inside a photo `width` wide.
+fn shifted_a_third(bbox: BoundingBox, width: u32) -> BoundingBox {
+    let third = (bbox.x1 - bbox.x0) / 3.0;
+    let room_right = f64::from(width) - bbox.x1;
     let shift = if room_right >= third {
         third
     } else {
-        -third.min(drawn.x0)
+        -third.min(bbox.x0)
     };
-    let aside = BoundingBox::new(drawn.x0 + shift, drawn.y0, drawn.x1 + shift, drawn.y1);
-    let other = mean_abs_diff(&sent, &server_crop(aside).image);
-    eprintln!("browser crop against the server's: {same:.1} (a shifted box: {other:.1})");
-    assert!(
-        same < SAME_CROP_MAE && other > 2.0 * same,
-        "the browser's crop differs from the server's by {same:.1} (a shifted box: {other:.1})"
-    );
+    BoundingBox::new(bbox.x0 + shift, bbox.y0, bbox.x1 + shift, bbox.y1)
 }
 
 fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
@@ -927,7 +971,8 @@ async fn find_the_newcomer_again(
     browser.shot("newcomer-found").await;
 }
 
-/// Three photos chosen at once, left unboxed, each get their answer.
+/// Three photos chosen at once each get their answer: the first boxed
+/// with the keyboard alone, the others left unboxed (the whole photo).
 async fn identify_several_at_once(browser: &mut Browser, server: &Server, data: &DataSetup) {
     browser.open_page("#/").await;
     browser
@@ -945,12 +990,19 @@ async fn identify_several_at_once(browser: &mut Browser, server: &Server, data: 
             "return document.querySelectorAll('.tabs .tab').length === 3;",
         )
         .await;
+    browser.find(".tabs .tab").await.click().await.unwrap();
+    let size = image::image_dimensions(&photos[0]).unwrap();
+    let (centred, keyed) = browser.box_by_keyboard(size, N_KEY_PRESSES).await;
+    browser.shot("boxed-by-keyboard").await;
+
     let answers = browser.identify(3).await;
     assert!(
         answers.iter().all(|labels| !labels.is_empty()),
         "{answers:?}"
     );
     browser.shot("three-at-once").await;
+    let upload_id = browser.first_upload_id().await;
+    check_browser_crop(server, upload_id, &photos[0], keyed, centred).await;
 }
 
 /// The map shows every gallery photo; the pointer over a point shows its
