@@ -240,7 +240,10 @@ mod tests {
 
     #[test]
     fn the_first_message_is_a_history_and_events_follow() {
-        let first = r#"{"run_id":"run-0003","events":[{"type":"state","state":"training","message":"go"}]}"#;
+        let first = concat!(
+            r#"{"run_id":"run-0003","events":"#,
+            r#"[{"type":"state","state":"training","message":"go"}]}"#
+        );
         let mut series = TrainSeries::default();
         assert_eq!(series.apply(parse_feed(first).unwrap()), Applied::Updated);
         assert_eq!(series.run_id.as_deref(), Some("run-0003"));
