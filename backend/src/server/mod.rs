@@ -22,6 +22,7 @@ pub mod routes;
 pub mod runs;
 pub mod state;
 pub mod status;
+pub mod train_config;
 pub mod training;
 pub mod uploads;
 pub mod worker;

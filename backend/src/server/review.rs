@@ -20,7 +20,7 @@ use super::catalog::{ConfirmError, SightingRow, UploadRow, Verdict};
 use super::error::AppError;
 use super::images::{ImageKind, ImageRef};
 use super::state::{blocking, AppState};
-use super::training::json_error;
+use super::train_config::json_error;
 use super::worker::NewEntry;
 use crate::data::NEW_WHALE;
 use crate::image_io::{decode_file, DEFAULT_MAX_PIXELS};

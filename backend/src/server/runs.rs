@@ -23,7 +23,7 @@ use super::config::DataPaths;
 use super::error::AppError;
 use super::images::is_plain_name;
 use super::state::{blocking, AppState};
-use super::training::json_error;
+use super::train_config::json_error;
 use super::worker::LoadRequest;
 use crate::model::{Backbone, CONFIG_FILE, WEIGHTS_FILE};
 use crate::run_dir::{read_json, RunDir};
