@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use flukeid::model::{default_weights_path, Backbone};
 use flukeid::server::{AppHandle, ServerConfig};
 use flukeid::synth::{generate, SynthConfig};
 use flukeid_shared::api::{
@@ -24,7 +23,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
-use common::{prepare_data, read_csv, second_shot, DataSetup};
+use common::{prepare_data, read_csv, require_lite0_weights, second_shot, DataSetup};
 
 /// Concurrent identifications of the load test.
 const N_CONCURRENT: usize = 50;
@@ -424,12 +423,7 @@ async fn load_test(server: &TestServer, data: &DataSetup) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_trained_server_identifies_whales_end_to_end() {
-    let weights = default_weights_path(Backbone::EfficientnetLite0);
-    assert!(
-        weights.is_file(),
-        "{} is missing; run scripts/setup.sh",
-        weights.display()
-    );
+    require_lite0_weights();
     let dir = tempfile::tempdir().unwrap();
     let data = prepare_data(dir.path());
     let clock = Instant::now();

@@ -100,6 +100,13 @@ impl Canvas {
         ]
     }
 
+    /// Pixel ranges of the square reaching `reach` from `centre` each way,
+    /// clipped to the canvas.
+    pub(super) fn clip_around(&self, centre: [f32; 2], reach: f32) -> [usize; 4] {
+        let [cx, cy] = centre;
+        self.clip([cx - reach, cy - reach, cx + reach, cy + reach])
+    }
+
     pub(super) fn blend(&mut self, x: usize, y: usize, colour: Rgb, alpha: f32) {
         let pixel = &mut self.rgb[y * self.width + x];
         for (value, target) in pixel.iter_mut().zip(colour) {
@@ -108,14 +115,7 @@ impl Canvas {
     }
 
     pub(super) fn blend_disc(&mut self, centre: [f32; 2], radius: f32, colour: Rgb, alpha: f32) {
-        let reach = radius + 1.0;
-        let region = [
-            centre[0] - reach,
-            centre[1] - reach,
-            centre[0] + reach,
-            centre[1] + reach,
-        ];
-        let [x0, y0, x1, y1] = self.clip(region);
+        let [x0, y0, x1, y1] = self.clip_around(centre, radius + 1.0);
         for y in y0..y1 {
             for x in x0..x1 {
                 let distance = (x as f32 + 0.5 - centre[0]).hypot(y as f32 + 0.5 - centre[1]);

@@ -138,14 +138,7 @@ fn paint_cloud(canvas: &mut Canvas, centre: [f32; 2], sigma: f32, peak: f32, noi
     // At 3.5 sigma the cloud is under 1% of its peak, so its edge is
     // invisible. The Gaussian is separable, which keeps exp out of the
     // inner loop.
-    let reach = 3.5 * sigma;
-    let region = [
-        centre[0] - reach,
-        centre[1] - reach,
-        centre[0] + reach,
-        centre[1] + reach,
-    ];
-    let [x0, y0, x1, y1] = canvas.clip(region);
+    let [x0, y0, x1, y1] = canvas.clip_around(centre, 3.5 * sigma);
     let gauss_1d = |offset: f32| (-offset * offset / (2.0 * sigma * sigma)).exp();
     let across: Vec<f32> = (x0..x1).map(|x| gauss_1d(x as f32 - centre[0])).collect();
     for y in y0..y1 {

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flukeid::model::{default_weights_path, Backbone};
 use flukeid::server::{AppHandle, ServerConfig};
 
 #[path = "../common/mod.rs"]
@@ -30,7 +29,7 @@ mod map;
 mod review;
 mod webdriver;
 
-use common::prepare_data;
+use common::{prepare_data, require_lite0_weights};
 use dashboard::{
     calibrate_and_serve, download_the_submission, find_learning_rate, train_and_watch,
 };
@@ -113,12 +112,7 @@ impl Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_web_app_trains_identifies_confirms_and_maps() {
-    let weights = default_weights_path(Backbone::EfficientnetLite0);
-    assert!(
-        weights.is_file(),
-        "{} is missing; run scripts/setup.sh",
-        weights.display()
-    );
+    require_lite0_weights();
     let dir = tempfile::tempdir().unwrap();
     let data = prepare_data(dir.path());
     let server = Server::start(dir.path()).await;

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use flukeid::model::{default_weights_path, Backbone};
 use flukeid::synth::{generate, SynthConfig};
 
 /// Named individuals in the synthetic set.
@@ -30,6 +31,17 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .skip(1)
         .map(|line| line.split(',').map(str::to_string).collect())
         .collect()
+}
+
+/// Stops the test with what to run when the converted ImageNet weights of
+/// EfficientNet-Lite0, which the end-to-end tests start from, are missing.
+pub fn require_lite0_weights() {
+    let weights = default_weights_path(Backbone::EfficientnetLite0);
+    assert!(
+        weights.is_file(),
+        "{} is missing; run scripts/setup.sh",
+        weights.display()
+    );
 }
 
 /// Writes the synthetic set and takes the largest individual out of
