@@ -468,7 +468,7 @@ impl Trainer {
                 return Ok(Outcome::Stopped);
             }
             let every = self.config.checkpoint_every;
-            if every > 0 && self.state.global_step % every == 0 {
+            if every > 0 && self.state.global_step.is_multiple_of(every) {
                 self.checkpoint()?;
             }
         }
