@@ -12,6 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use flukeid_shared::api::ApiError;
+use serde::de::DeserializeOwned;
 
 use super::catalog::CatalogError;
 use crate::data::DataError;
@@ -40,6 +41,41 @@ pub enum ServerError {
     },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+}
+
+/// A request body as `T`: 400 when it is not JSON, 422 when it is JSON of
+/// the wrong shape.
+///
+/// # Errors
+///
+/// As above, with serde's account of what is wrong.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    use serde_json::error::Category;
+    serde_json::from_slice(body).map_err(|error| match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            AppError::BadRequest(format!("the body is not valid JSON: {error}"))
+        }
+        Category::Data => AppError::Unprocessable(format!("the body does not fit: {error}")),
+    })
+}
+
+/// Whether a request body is empty or only whitespace, which the API
+/// takes as "all defaults".
+pub fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// [`json_body`], with `T::default()` for a blank body.
+///
+/// # Errors
+///
+/// As [`json_body`].
+pub fn json_body_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
+    if is_blank(body) {
+        Ok(T::default())
+    } else {
+        json_body(body)
+    }
 }
 
 /// The error of a request.

@@ -17,10 +17,9 @@ use flukeid_shared::api::{
 use serde::Deserialize;
 
 use super::catalog::{ConfirmError, SightingRow, UploadRow, Verdict};
-use super::error::AppError;
+use super::error::{json_body, AppError};
 use super::images::{ImageKind, ImageRef};
 use super::state::{blocking, AppState};
-use super::train_config::json_error;
 use super::worker::NewEntry;
 use crate::data::NEW_WHALE;
 use crate::image_io::{decode_file, DEFAULT_MAX_PIXELS};
@@ -70,7 +69,7 @@ pub async fn confirm_upload(
     body: Bytes,
 ) -> Result<Json<ConfirmResponse>, AppError> {
     let upload_id = parse_upload_id(&upload_id)?;
-    let request: ConfirmRequest = serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
+    let request: ConfirmRequest = json_body(&body)?;
     let verdict = verdict(request)?;
 
     let catalog = state.catalog.clone();

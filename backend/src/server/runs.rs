@@ -20,10 +20,9 @@ use flukeid_shared::api::{
 
 use super::catalog::{Catalog, RunRow};
 use super::config::DataPaths;
-use super::error::AppError;
+use super::error::{json_body_or_default, AppError};
 use super::images::is_plain_name;
 use super::state::{blocking, AppState};
-use super::train_config::json_error;
 use super::worker::LoadRequest;
 use crate::model::{Backbone, CONFIG_FILE, WEIGHTS_FILE};
 use crate::run_dir::{read_json, RunDir};
@@ -85,11 +84,7 @@ pub async fn validate_run(
     UrlPath(run_id): UrlPath<String>,
     body: Bytes,
 ) -> Result<Json<ValidateResponse>, AppError> {
-    let request: ValidateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ValidateRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| json_error(&e))?
-    };
+    let request: ValidateRequest = json_body_or_default(&body)?;
     check_validate_request(&request)?;
     find_run(&state, &run_id).await?;
     let run_dir = check_servable(&state, &run_id)?;

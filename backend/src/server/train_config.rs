@@ -1,14 +1,13 @@
 //! The training config as the admin API takes it: a JSON object that may
 //! leave out any field at any depth, merged into the defaults, then checked
-//! for what would otherwise fail only once a job is under way. Also the one
-//! readable error for a request body that is not the JSON expected.
+//! for what would otherwise fail only once a job is under way.
 //!
 //! Running the jobs is [`super::training`]'s business, not this module's.
 
 use flukeid_shared::api::LrSweep;
 use serde_json::{Map, Value};
 
-use super::error::AppError;
+use super::error::{is_blank, json_body, AppError};
 use crate::model::default_weights_path;
 use crate::train::TrainConfig;
 
@@ -21,11 +20,19 @@ use crate::train::TrainConfig;
 ///
 /// 400 for invalid JSON, 422 for unknown fields or wrong types.
 pub fn parse_train_config(body: &[u8]) -> Result<TrainConfig, AppError> {
-    let patch: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Map::new())
+    if is_blank(body) {
+        train_config_from(Value::Object(Map::new()))
     } else {
-        serde_json::from_slice(body).map_err(|e| json_error(&e))?
-    };
+        train_config_from(json_body(body)?)
+    }
+}
+
+/// [`parse_train_config`] for a patch already parsed.
+///
+/// # Errors
+///
+/// 422 for a patch that is not an object, unknown fields or wrong types.
+pub fn train_config_from(patch: Value) -> Result<TrainConfig, AppError> {
     let Value::Object(mut patch) = patch else {
         return Err(AppError::Unprocessable(
             "the training config must be a JSON object".into(),
@@ -118,17 +125,6 @@ pub fn check_sweep(sweep: &LrSweep) -> Result<(), AppError> {
         ));
     }
     Ok(())
-}
-
-/// A readable error for a body that is not the JSON expected.
-pub fn json_error(error: &serde_json::Error) -> AppError {
-    use serde_json::error::Category;
-    match error.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            AppError::BadRequest(format!("the body is not valid JSON: {error}"))
-        }
-        Category::Data => AppError::Unprocessable(format!("the body does not fit: {error}")),
-    }
 }
 
 #[cfg(test)]

@@ -31,11 +31,11 @@ use tokio::sync::broadcast;
 use super::admin::bearer;
 use super::catalog::Catalog;
 use super::config::DataPaths;
-use super::error::AppError;
+use super::error::{json_body_or_default, AppError};
 use super::identify::still_open;
 use super::runs::{check_run_id, next_run_id, read_history};
 use super::state::{blocking, AppState};
-use super::train_config::{check_config, check_sweep, json_error, parse_train_config};
+use super::train_config::{check_config, check_sweep, parse_train_config, train_config_from};
 use crate::data::DataSet;
 use crate::lr_find::{find_lr, LrFindConfig};
 use crate::run_dir::append_json_line;
@@ -419,14 +419,8 @@ pub async fn start_lr_find(
     State(state): State<Arc<AppState>>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<JobStarted>), AppError> {
-    let body: LrFindBody = if body.is_empty() {
-        LrFindBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| json_error(&e))?
-    };
-    let config_json = serde_json::to_vec(&body.config.unwrap_or(Value::Object(Map::new())))
-        .expect("JSON values serialise");
-    let config = parse_train_config(&config_json)?;
+    let body: LrFindBody = json_body_or_default(&body)?;
+    let config = train_config_from(body.config.unwrap_or_else(|| Value::Object(Map::new())))?;
     check_config(&config)?;
     let defaults = LrFindConfig::default();
     let sweep = LrSweep {
